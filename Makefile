@@ -1,0 +1,61 @@
+# CenterNet port: `make demo` (synthetic data -> train -> evaluate -> demo images) and `make test`.
+# Everything goes through `make setup`, which is idempotent.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+VENV_FLAGS  ?=
+TORCH_SPEC  ?= torch==2.13.0
+PY          := $(VENV)/bin/python
+DCN_DIR     := src/lib/models/networks/DCNv2
+NMS_DIR     := src/lib/external
+STAMP_REQ   := $(VENV)/.requirements.stamp
+STAMP_NMS   := $(VENV)/.nms.stamp
+STAMP_DCN   := $(VENV)/.dcn.stamp
+
+# make demo settings (the defaults fit 2 CPU cores and 15 minutes)
+DEMO_EXP    ?= synth_res18
+DEMO_ARGS   ?= --arch res_18 --gpus -1 --num_workers 2 --batch_size 16 --lr 5e-4 \
+               --num_epochs 14 --lr_step 10,13 --val_intervals 100
+SYNTH_ARGS  ?= --train 800 --val 100 --seed 0
+
+.PHONY: setup demo test lint data clean-build
+
+setup: $(STAMP_REQ) $(STAMP_NMS) $(STAMP_DCN)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+
+$(STAMP_REQ): requirements.txt | $(PY)
+	@$(PY) -c "import torch" 2>/dev/null && echo "torch already present: $$($(PY) -c 'import torch; print(torch.__version__)')" \
+	  || $(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install -r requirements.txt
+	@touch $@
+
+$(STAMP_NMS): $(STAMP_REQ) $(NMS_DIR)/nms.pyx $(NMS_DIR)/setup.py
+	cd $(NMS_DIR) && $(abspath $(PY)) setup.py build_ext --inplace
+	@touch $@
+
+$(STAMP_DCN): $(STAMP_REQ) $(wildcard $(DCN_DIR)/setup.py $(DCN_DIR)/src/*.* $(DCN_DIR)/src/*/*.*)
+	cd $(DCN_DIR) && $(abspath $(PY)) setup.py build develop
+	@touch $@
+
+data: setup
+	@test -f data/synth/annotations/instances_val.json || $(PY) src/tools/gen_synthetic.py --kind det --out data/synth $(SYNTH_ARGS)
+
+demo: data
+	cd src && ../$(PY) main.py ctdet --dataset synth --exp_id $(DEMO_EXP) $(DEMO_ARGS)
+	cd src && ../$(PY) test.py ctdet --dataset synth --exp_id $(DEMO_EXP) --arch res_18 --gpus -1 --resume
+	cd src && ../$(PY) demo.py ctdet --dataset synth --exp_id $(DEMO_EXP) --arch res_18 --gpus -1 --resume \
+	  --demo ../data/synth/images/val --demo_out_dir ../exp/ctdet/$(DEMO_EXP)/demo
+	@echo "annotated demo images: exp/ctdet/$(DEMO_EXP)/demo"
+
+test: setup
+	$(PY) -m ruff check src tests
+	$(PY) -m pytest tests
+
+lint: setup
+	$(PY) -m ruff check src tests
+
+clean-build:
+	rm -rf $(DCN_DIR)/build $(NMS_DIR)/build $(STAMP_NMS) $(STAMP_DCN)
+	find src -name '*.so' -delete

@@ -1,0 +1,295 @@
+"""Command-line options of CenterNet and the settings derived from them (heads, resolution, folders)."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from types import SimpleNamespace
+
+from utils.errors import UserError
+
+TASKS = ("ctdet", "ddd", "multi_pose", "exdet")
+ARCH_RE = re.compile(r"^(res|resdcn)_(18|34|50|101|152)$|^(dla|dlav0)_34$|^hourglass$")
+ARCH_CHOICES = "res_N / resdcn_N (N = 18, 34, 50, 101, 152), dla_34, dlav0_34, hourglass"
+
+COCO_FIGURES = {"mean": [0.408, 0.447, 0.470], "std": [0.289, 0.274, 0.278]}
+IMAGENET_FIGURES = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+COCO_FLIP_IDX = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
+
+# What demo.py / opts().init() assume for each task when no dataset class is built (rounded figures,
+# as the original: these differ slightly from the dataset classes' own).
+DEFAULT_DATASET_INFO = {
+    "ctdet": {"default_resolution": [512, 512], "num_classes": 80, **COCO_FIGURES, "dataset": "coco"},
+    "exdet": {"default_resolution": [512, 512], "num_classes": 80, **COCO_FIGURES, "dataset": "coco"},
+    "multi_pose": {"default_resolution": [512, 512], "num_classes": 1, **COCO_FIGURES, "dataset": "coco_hp",
+                   "num_joints": 17, "flip_idx": COCO_FLIP_IDX},
+    "ddd": {"default_resolution": [384, 1280], "num_classes": 3, **IMAGENET_FIGURES, "dataset": "kitti"},
+}
+# Datasets of the original: init() keeps its behaviour for them (the task's default table above).
+ORIGINAL_DATASETS = ("coco", "pascal", "kitti", "coco_hp")
+
+
+def _flag(group: argparse._ArgumentGroup, name: str, text: str) -> None:
+    group.add_argument(name, action="store_true", help=text)
+
+
+class opts:  # noqa: N801 - the original's public name
+    """The argument parser and the derivation of dependent settings."""
+
+    def __init__(self) -> None:
+        p = argparse.ArgumentParser(description="CenterNet: objects as points")
+        self.parser = p
+
+        g = p.add_argument_group("experiment")
+        g.add_argument("task", default="ctdet", help="ctdet | ddd | multi_pose | exdet")
+        g.add_argument("--dataset", default="coco",
+                       help="coco | kitti | coco_hp | pascal, or the built-in synth | synth_hp | synth_kitti")
+        g.add_argument("--exp_id", default="default", help="experiment name: outputs go to exp/<task>/<exp_id>")
+        _flag(g, "--test", "main.py: only validate and evaluate, no training")
+        g.add_argument("--debug", type=int, default=0,
+                       help="0: nothing shown; 1: final detections; 2: network outputs as well; "
+                            "3: draw with matplotlib; 4: write the debug images to disk")
+        g.add_argument("--demo", default="", help="an image, a folder of images, a video file, or 'webcam'")
+        g.add_argument("--demo_out_dir", default="",
+                       help="where demo.py writes annotated images/videos when there is no display "
+                            "(default <save_dir>/demo)")
+        g.add_argument("--load_model", default="", help="checkpoint to start from or to test")
+        _flag(g, "--resume", "continue training: restores optimizer and epoch; without --load_model "
+                             "reads <save_dir>/model_last.pth")
+
+        g = p.add_argument_group("system")
+        g.add_argument("--gpus", default="0", help="comma-separated GPU ids; -1 runs on the CPU")
+        g.add_argument("--num_workers", type=int, default=4, help="data loader worker processes")
+        _flag(g, "--not_cuda_benchmark", "do not let cuDNN pick algorithms by benchmarking")
+        g.add_argument("--seed", type=int, default=317, help="torch random seed")
+
+        g = p.add_argument_group("log")
+        g.add_argument("--print_iter", type=int, default=0,
+                       help="if > 0, print one line every N iterations instead of a progress bar")
+        _flag(g, "--hide_data_time", "leave data-loading and network times out of the progress line")
+        _flag(g, "--save_all", "on validation epochs keep model_<epoch>.pth instead of overwriting model_last.pth")
+        g.add_argument("--metric", default="loss", help="validation loss that selects model_best.pth")
+        g.add_argument("--vis_thresh", type=float, default=0.3, help="score threshold for drawing detections")
+        g.add_argument("--debugger_theme", default="white", choices=["white", "black"])
+
+        g = p.add_argument_group("model")
+        g.add_argument("--arch", default="dla_34", help=ARCH_CHOICES)
+        g.add_argument("--head_conv", type=int, default=-1,
+                       help="channels of the 3x3 conv in each head; 0 for none; -1: 256 for dla, 64 otherwise")
+        g.add_argument("--down_ratio", type=int, default=4, help="output stride of the network")
+
+        g = p.add_argument_group("input")
+        g.add_argument("--input_res", type=int, default=-1, help="square input size; -1 takes the dataset's")
+        g.add_argument("--input_h", type=int, default=-1, help="input height; overrides --input_res")
+        g.add_argument("--input_w", type=int, default=-1, help="input width; overrides --input_res")
+
+        g = p.add_argument_group("train")
+        g.add_argument("--lr", type=float, default=1.25e-4, help="Adam learning rate (for batch size 32)")
+        g.add_argument("--lr_step", type=str, default="90,120", help="epochs after which the lr drops 10x")
+        g.add_argument("--num_epochs", type=int, default=140, help="number of training epochs")
+        g.add_argument("--batch_size", type=int, default=32, help="total batch size")
+        g.add_argument("--master_batch_size", type=int, default=-1, help="batch on the first GPU; -1 splits evenly")
+        g.add_argument("--num_iters", type=int, default=-1, help="iterations per epoch; -1 for the whole loader")
+        g.add_argument("--val_intervals", type=int, default=5, help="validate every N epochs (<= 0: never)")
+        _flag(g, "--trainval", "train on train+val and test on the test split")
+
+        g = p.add_argument_group("test")
+        _flag(g, "--flip_test", "average the outputs of the image and its mirror")
+        g.add_argument("--test_scales", type=str, default="1", help="comma-separated test scales")
+        _flag(g, "--nms", "apply soft-NMS even with one scale")
+        g.add_argument("--K", type=int, default=100, help="peaks kept per image")
+        _flag(g, "--not_prefetch_test", "test.py: read and pre-process images in the main process")
+        _flag(g, "--fix_res", "resize to the fixed input size (the default; see --keep_res)")
+        _flag(g, "--keep_res", "keep the image resolution, padded up to a multiple of 32 (128 for hourglass)")
+
+        g = p.add_argument_group("augmentation")
+        _flag(g, "--not_rand_crop", "shift/scale augmentation instead of the random crop")
+        g.add_argument("--shift", type=float, default=0.1, help="shift range when not random cropping")
+        g.add_argument("--scale", type=float, default=0.4, help="scale range when not random cropping")
+        g.add_argument("--rotate", type=float, default=0, help="rotation range in degrees (multi_pose)")
+        g.add_argument("--flip", type=float, default=0.5, help="probability of a horizontal flip")
+        _flag(g, "--no_color_aug", "no colour augmentation")
+        g.add_argument("--aug_rot", type=float, default=0, help="probability of rotating (multi_pose)")
+        g.add_argument("--aug_ddd", type=float, default=0.5, help="probability of shift/scale augmentation (ddd)")
+        _flag(g, "--rect_mask", "ddd: ignored objects blank a rectangle of the heat map")
+        g.add_argument("--kitti_split", default="3dop", help="3dop | subcnn")
+
+        g = p.add_argument_group("loss")
+        _flag(g, "--mse_loss", "mean squared error instead of the focal loss for heat maps")
+        g.add_argument("--reg_loss", default="l1", help="size/offset regression loss: l1 | sl1")
+        g.add_argument("--hm_weight", type=float, default=1, help="weight of the centre heat-map loss")
+        g.add_argument("--off_weight", type=float, default=1, help="weight of the sub-pixel offset loss")
+        g.add_argument("--wh_weight", type=float, default=0.1, help="weight of the box size loss")
+        g.add_argument("--hp_weight", type=float, default=1, help="weight of the joint offset loss")
+        g.add_argument("--hm_hp_weight", type=float, default=1, help="weight of the joint heat-map loss")
+        g.add_argument("--dep_weight", type=float, default=1, help="weight of the depth loss")
+        g.add_argument("--dim_weight", type=float, default=1, help="weight of the 3D size loss")
+        g.add_argument("--rot_weight", type=float, default=1, help="weight of the orientation loss")
+        g.add_argument("--peak_thresh", type=float, default=0.2, help="ddd: score threshold of the detector")
+
+        g = p.add_argument_group("task")
+        _flag(g, "--norm_wh", "ctdet: size loss on pred / gt")
+        _flag(g, "--dense_wh", "ctdet: regress sizes around the centre, weighted by the heat map")
+        _flag(g, "--cat_spec_wh", "ctdet: one size per category")
+        _flag(g, "--not_reg_offset", "no sub-pixel offset head")
+        _flag(g, "--agnostic_ex", "exdet: class-agnostic extreme-point heat maps")
+        g.add_argument("--scores_thresh", type=float, default=0.1, help="exdet: extreme-point threshold")
+        g.add_argument("--center_thresh", type=float, default=0.1, help="exdet: centre threshold")
+        g.add_argument("--aggr_weight", type=float, default=0.0, help="exdet: edge aggregation weight")
+        _flag(g, "--dense_hp", "multi_pose: regress joint offsets around the centre")
+        _flag(g, "--not_hm_hp", "multi_pose: no joint heat maps")
+        _flag(g, "--not_reg_hp_offset", "multi_pose: no joint sub-pixel offsets")
+        _flag(g, "--not_reg_bbox", "ddd: no 2D box size head")
+
+        g = p.add_argument_group("ground-truth substitution (main.py --test)")
+        for name in ("hm", "wh", "offset", "kps", "hmhp", "hp_offset", "dep"):
+            _flag(g, f"--eval_oracle_{name}", f"replace the network's {name} output by the ground truth")
+
+    def parse(self, args: list[str] | str = "") -> argparse.Namespace:
+        """Parse `args` (sys.argv when '') and derive the settings that depend only on the options."""
+        opt = self.parser.parse_args() if args == "" else self.parser.parse_args(args)
+        if opt.task not in TASKS:
+            raise UserError(f"task '{opt.task}' is unknown; choose one of {', '.join(TASKS)}")
+        if not ARCH_RE.match(opt.arch):
+            raise UserError(f"--arch {opt.arch} is unknown; choose {ARCH_CHOICES}")
+
+        opt.gpus_str = opt.gpus
+        try:
+            ids = [int(g) for g in opt.gpus.split(",")]
+        except ValueError:
+            raise UserError(f"--gpus {opt.gpus}: expected comma-separated integers such as 0,1 (-1 for CPU)") from None
+        # CUDA_VISIBLE_DEVICES is set to gpus_str later, so the visible devices are renumbered from 0
+        opt.gpus = list(range(len(ids))) if ids[0] >= 0 else [-1]
+        opt.lr_step = _int_list(opt.lr_step, "--lr_step")
+        opt.test_scales = _float_list(opt.test_scales, "--test_scales")
+
+        opt.fix_res = not opt.keep_res
+        print("Fix size testing." if opt.fix_res else "Keep resolution testing.")
+        opt.reg_offset = not opt.not_reg_offset
+        opt.reg_bbox = not opt.not_reg_bbox
+        opt.hm_hp = not opt.not_hm_hp
+        opt.reg_hp_offset = (not opt.not_reg_hp_offset) and opt.hm_hp
+
+        if opt.head_conv == -1:
+            opt.head_conv = 256 if "dla" in opt.arch else 64
+        opt.pad = 127 if "hourglass" in opt.arch else 31
+        opt.num_stacks = 2 if opt.arch == "hourglass" else 1
+
+        if opt.trainval:
+            opt.val_intervals = 100000000
+        if opt.debug > 0:
+            opt.num_workers = 0
+            opt.batch_size = 1
+            opt.gpus = [opt.gpus[0]]
+            opt.master_batch_size = -1
+
+        if opt.master_batch_size == -1:
+            opt.master_batch_size = opt.batch_size // len(opt.gpus)
+        opt.chunk_sizes = chunk_sizes(opt.batch_size, opt.master_batch_size, len(opt.gpus))
+        print("training chunk_sizes:", opt.chunk_sizes)
+
+        opt.root_dir = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+        opt.data_dir = os.path.join(opt.root_dir, "data")
+        opt.exp_dir = os.path.join(opt.root_dir, "exp", opt.task)
+        opt.save_dir = os.path.join(opt.exp_dir, opt.exp_id)
+        opt.debug_dir = os.path.join(opt.save_dir, "debug")
+        print("The output will be saved to ", opt.save_dir)
+
+        if opt.resume and opt.load_model == "":
+            # a test run named '<exp>TEST' resumes from the '<exp>' training run
+            model_dir = opt.save_dir[:-4] if opt.save_dir.endswith("TEST") else opt.save_dir
+            opt.load_model = os.path.join(model_dir, "model_last.pth")
+        return opt
+
+    def update_dataset_info_and_set_heads(self, opt: argparse.Namespace, dataset) -> argparse.Namespace:
+        """Take mean/std/classes/resolution from `dataset` (a class or a struct) and set the task's heads."""
+        default_h, default_w = dataset.default_resolution
+        opt.mean, opt.std = dataset.mean, dataset.std
+        opt.num_classes = dataset.num_classes
+
+        # --input_h/--input_w beat --input_res, which beats the dataset's resolution
+        res_h = opt.input_res if opt.input_res > 0 else default_h
+        res_w = opt.input_res if opt.input_res > 0 else default_w
+        opt.input_h = opt.input_h if opt.input_h > 0 else res_h
+        opt.input_w = opt.input_w if opt.input_w > 0 else res_w
+        opt.output_h = opt.input_h // opt.down_ratio
+        opt.output_w = opt.input_w // opt.down_ratio
+        opt.input_res = max(opt.input_h, opt.input_w)
+        opt.output_res = max(opt.output_h, opt.output_w)
+
+        opt.heads = task_heads(opt, dataset)
+        print("heads", opt.heads)
+        return opt
+
+    def init(self, args: list[str] | str = "") -> argparse.Namespace:
+        """Parse and fill the dataset-dependent settings without building a dataset (demo.py, the API)."""
+        opt = self.parse(args)
+        if opt.dataset in ORIGINAL_DATASETS:
+            # as the original: the task decides the dataset figures, whatever --dataset says
+            info = SimpleNamespace(**DEFAULT_DATASET_INFO[opt.task])
+            opt.dataset = info.dataset
+        else:
+            info = _dataset_class(opt.dataset)
+        return self.update_dataset_info_and_set_heads(opt, info)
+
+
+def chunk_sizes(batch_size: int, master_batch_size: int, num_gpus: int) -> list[int]:
+    """Per-GPU batch sizes: the master's, then the rest spread evenly (earlier GPUs take the remainder)."""
+    rest = batch_size - master_batch_size
+    sizes = [master_batch_size]
+    for i in range(num_gpus - 1):
+        sizes.append(rest // (num_gpus - 1) + (1 if i < rest % (num_gpus - 1) else 0))
+    return sizes
+
+
+def task_heads(opt: argparse.Namespace, dataset) -> dict[str, int]:
+    """Output heads (name -> channels) of the task; insertion order is the network's output order."""
+    if opt.task == "exdet":
+        num_hm = 1 if opt.agnostic_ex else opt.num_classes
+        heads = {"hm_t": num_hm, "hm_l": num_hm, "hm_b": num_hm, "hm_r": num_hm, "hm_c": opt.num_classes}
+        if opt.reg_offset:
+            heads.update({"reg_t": 2, "reg_l": 2, "reg_b": 2, "reg_r": 2})
+    elif opt.task == "ddd":
+        heads = {"hm": opt.num_classes, "dep": 1, "rot": 8, "dim": 3}
+        if opt.reg_bbox:
+            heads["wh"] = 2
+        if opt.reg_offset:
+            heads["reg"] = 2
+    elif opt.task == "ctdet":
+        heads = {"hm": opt.num_classes, "wh": 2 * opt.num_classes if opt.cat_spec_wh else 2}
+        if opt.reg_offset:
+            heads["reg"] = 2
+    elif opt.task == "multi_pose":
+        opt.flip_idx = dataset.flip_idx
+        heads = {"hm": opt.num_classes, "wh": 2, "hps": 34}
+        if opt.reg_offset:
+            heads["reg"] = 2
+        if opt.hm_hp:
+            heads["hm_hp"] = 17
+        if opt.reg_hp_offset:
+            heads["hp_offset"] = 2
+    else:
+        raise UserError(f"task '{opt.task}' is unknown; choose one of {', '.join(TASKS)}")
+    return heads
+
+
+def _dataset_class(name: str):
+    from datasets.dataset_factory import dataset_factory
+
+    if name not in dataset_factory:
+        raise UserError(f"--dataset {name} is unknown; choose one of {', '.join(sorted(dataset_factory))}")
+    return dataset_factory[name]
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option} {text}: expected comma-separated integers such as 90,120") from None
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"{option} {text}: expected comma-separated numbers such as 0.5,1,1.5") from None
