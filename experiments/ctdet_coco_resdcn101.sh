@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Model-zoo recipe ctdet_coco_resdcn101: train, then evaluate the last checkpoint.
+set -e
+cd "$(dirname "$0")/../src"
+python main.py ctdet --exp_id coco_resdcn101 --arch resdcn_101 --batch_size 96 --master_batch 5 --lr 3.75e-4 --gpus 0,1,2,3,4,5,6,7 --num_workers 16
+python test.py ctdet --exp_id coco_resdcn101 --arch resdcn_101 --keep_res --resume
+python test.py ctdet --exp_id coco_resdcn101 --arch resdcn_101 --keep_res --flip_test --resume
+python test.py ctdet --exp_id coco_resdcn101 --arch resdcn_101 --keep_res --flip_test --test_scales 0.5,0.75,1,1.25,1.5 --resume
