@@ -54,6 +54,8 @@ class opts:  # noqa: N801 - the original's public name
                        help="where demo.py writes annotated images/videos when there is no display "
                             "(default <save_dir>/demo)")
         g.add_argument("--load_model", default="", help="checkpoint to start from or to test")
+        g.add_argument("--data_dir", default="", help="dataset root (default <repo>/data)")
+        g.add_argument("--exp_root", default="", help="experiment root (default <repo>/exp)")
         _flag(g, "--resume", "continue training: restores optimizer and epoch; without --load_model "
                              "reads <save_dir>/model_last.pth")
 
@@ -189,8 +191,9 @@ class opts:  # noqa: N801 - the original's public name
         print("training chunk_sizes:", opt.chunk_sizes)
 
         opt.root_dir = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-        opt.data_dir = os.path.join(opt.root_dir, "data")
-        opt.exp_dir = os.path.join(opt.root_dir, "exp", opt.task)
+        opt.data_dir = os.path.abspath(opt.data_dir) if opt.data_dir else os.path.join(opt.root_dir, "data")
+        opt.exp_root = os.path.abspath(opt.exp_root) if opt.exp_root else os.path.join(opt.root_dir, "exp")
+        opt.exp_dir = os.path.join(opt.exp_root, opt.task)
         opt.save_dir = os.path.join(opt.exp_dir, opt.exp_id)
         opt.debug_dir = os.path.join(opt.save_dir, "debug")
         print("The output will be saved to ", opt.save_dir)
