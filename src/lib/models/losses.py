@@ -1,0 +1,182 @@
+"""Loss building blocks: penalty-reduced focal loss on heat maps and masked regression losses.
+
+The per-task loss modules (trains/<task>.py) combine these.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.utils import _tranpose_and_gather_feat
+
+
+def _focal_terms(pred: torch.Tensor, gt: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+    """Summed positive and negative focal terms (alpha = 2, beta = 4) for float masks `pos`, `neg`."""
+    pos_loss = (torch.log(pred) * torch.pow(1 - pred, 2) * pos).sum()
+    neg_loss = (torch.log(1 - pred) * torch.pow(pred, 2) * torch.pow(1 - gt, 4) * neg).sum()
+    return pos_loss, neg_loss
+
+
+def _neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Penalty-reduced pixel-wise focal loss (CornerNet) over whole B x C x H x W tensors.
+
+    Peaks (gt == 1) are positives; every other pixel is a negative down-weighted by (1 - gt)^4.
+    The sum is normalised by the number of positives (not at all when there are none).
+    """
+    pos = gt.eq(1).float()
+    neg = gt.lt(1).float()
+    pos_loss, neg_loss = _focal_terms(pred, gt, pos, neg)
+    num_pos = pos.sum()
+    if num_pos == 0:
+        return 0 - neg_loss
+    return 0 - (pos_loss + neg_loss) / num_pos
+
+
+def _slow_neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """The same focal loss computed on the selected pixels only (lower peak memory, slower)."""
+    pos_inds = gt.eq(1)
+    neg_inds = gt.lt(1)
+    pos_pred = pred[pos_inds]
+    neg_pred = pred[neg_inds]
+    pos_loss = (torch.log(pos_pred) * torch.pow(1 - pos_pred, 2)).sum()
+    neg_loss = (torch.log(1 - neg_pred) * torch.pow(neg_pred, 2) * torch.pow(1 - gt[neg_inds], 4)).sum()
+    if pos_pred.nelement() == 0:
+        return 0 - neg_loss
+    return 0 - (pos_loss + neg_loss) / pos_inds.float().sum()
+
+
+def _not_faster_neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """The same focal loss written as a single masked expression."""
+    pos = gt.eq(1).float()
+    neg = gt.lt(1).float()
+    num_pos = pos.sum()
+    # a positive p contributes like a negative of probability 1 - p with weight 1
+    flipped = pred * neg + (1 - pred) * pos
+    weight = torch.pow(1 - gt, 4) * neg + pos
+    total = (torch.log(1 - flipped) * torch.pow(flipped, 2) * weight).sum()
+    if num_pos > 0:
+        total = total / num_pos
+    return 0 - total
+
+
+def _slow_reg_loss(regr: torch.Tensor, gt_regr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 over the masked objects only, normalised by the object count."""
+    num = mask.float().sum()
+    sel = mask.unsqueeze(2).expand_as(gt_regr).bool()
+    loss = F.smooth_l1_loss(regr[sel], gt_regr[sel], reduction="sum")
+    return loss / (num + 1e-4)
+
+
+def _reg_loss(regr: torch.Tensor, gt_regr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 of masked B x N x D predictions, summed and divided by the number of objects."""
+    num = mask.float().sum()
+    m = mask.unsqueeze(2).expand_as(gt_regr).float()
+    loss = F.smooth_l1_loss(regr * m, gt_regr * m, reduction="sum")
+    return loss / (num + 1e-4)
+
+
+class FocalLoss(nn.Module):
+    """Module form of `_neg_loss(out, target)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.neg_loss = _neg_loss
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Focal loss of sigmoided predictions against the Gaussian target heat map."""
+        return self.neg_loss(out, target)
+
+
+class RegLoss(nn.Module):
+    """Smooth-L1 regression at object centres: output B x D x H x W, mask/ind B x N, target B x N x D."""
+
+    def forward(self, output, mask, ind, target):
+        """Loss summed over masked objects' coordinates / number of objects."""
+        return _reg_loss(_tranpose_and_gather_feat(output, ind), target, mask)
+
+
+class RegL1Loss(nn.Module):
+    """L1 regression at object centres, normalised by the number of masked coordinates."""
+
+    def forward(self, output, mask, ind, target):
+        """sum |pred - target| over masked objects / (D x objects + 1e-4)."""
+        pred = _tranpose_and_gather_feat(output, ind)
+        m = mask.unsqueeze(2).expand_as(pred).float()
+        return F.l1_loss(pred * m, target * m, reduction="sum") / (m.sum() + 1e-4)
+
+
+class NormRegL1Loss(nn.Module):
+    """L1 of the prediction relative to the target (pred / target vs 1) at object centres."""
+
+    def forward(self, output, mask, ind, target):
+        """sum |pred / (target + 1e-4) - 1| over masked objects / (D x objects + 1e-4)."""
+        pred = _tranpose_and_gather_feat(output, ind)
+        m = mask.unsqueeze(2).expand_as(pred).float()
+        ratio = pred / (target + 1e-4)
+        ones = target * 0 + 1
+        return F.l1_loss(ratio * m, ones * m, reduction="sum") / (m.sum() + 1e-4)
+
+
+class RegWeightedL1Loss(nn.Module):
+    """L1 regression whose mask is already per coordinate (B x N x D)."""
+
+    def forward(self, output, mask, ind, target):
+        """sum |pred - target| over masked coordinates / (number of masked coordinates + 1e-4)."""
+        pred = _tranpose_and_gather_feat(output, ind)
+        m = mask.float()
+        return F.l1_loss(pred * m, target * m, reduction="sum") / (m.sum() + 1e-4)
+
+
+class L1Loss(nn.Module):
+    """Masked L1 averaged over all B x N x D entries (not over the objects; used by ddd)."""
+
+    def forward(self, output, mask, ind, target):
+        """mean |pred * mask - target * mask|."""
+        pred = _tranpose_and_gather_feat(output, ind)
+        m = mask.unsqueeze(2).expand_as(pred).float()
+        return F.l1_loss(pred * m, target * m, reduction="mean")
+
+
+class BinRotLoss(nn.Module):
+    """Two-bin orientation loss (bin classification + sin/cos residual) at object centres."""
+
+    def forward(self, output, mask, ind, rotbin, rotres):
+        """compute_rot_loss of the 8 rotation channels gathered at `ind`."""
+        return compute_rot_loss(_tranpose_and_gather_feat(output, ind), rotbin, rotres, mask)
+
+
+def compute_res_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean smooth-L1 of a residual."""
+    return F.smooth_l1_loss(output, target, reduction="mean")
+
+
+def compute_bin_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of bin logits averaged over all rows; masked-out rows see all-zero logits."""
+    m = mask.expand_as(output).float()
+    return F.cross_entropy(output * m, target, reduction="mean")
+
+
+def compute_rot_loss(output: torch.Tensor, target_bin: torch.Tensor, target_res: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    """Bin + residual rotation loss.
+
+    output: B x N x 8 [bin1 logit0, bin1 logit1, bin1 sin, bin1 cos, bin2 logit0, bin2 logit1, bin2 sin, bin2 cos];
+    target_bin, target_res: B x N x 2 (per bin: inside flag, angle relative to the bin centre); mask: B x N.
+    """
+    output = output.view(-1, 8)
+    target_bin = target_bin.view(-1, 2)
+    target_res = target_res.view(-1, 2)
+    mask = mask.view(-1, 1)
+    loss_bin1 = compute_bin_loss(output[:, 0:2], target_bin[:, 0], mask)
+    loss_bin2 = compute_bin_loss(output[:, 4:6], target_bin[:, 1], mask)
+    loss_res = torch.zeros_like(loss_bin1)
+    # residuals only count for rows whose angle falls inside that bin (mask is not applied here)
+    for b, (sin_col, cos_col) in enumerate(((2, 3), (6, 7))):
+        idx = target_bin[:, b].nonzero()[:, 0]
+        if idx.shape[0] > 0:
+            valid_out = output.index_select(0, idx)
+            valid_res = target_res.index_select(0, idx)[:, b]
+            loss_res = loss_res + (compute_res_loss(valid_out[:, sin_col], torch.sin(valid_res))
+                                   + compute_res_loss(valid_out[:, cos_col], torch.cos(valid_res)))
+    return loss_bin1 + loss_bin2 + loss_res
