@@ -1,0 +1,1 @@
+"""Datasets: dataset classes (paths, tables, evaluation) and per-task sample generators."""

@@ -1,0 +1,1 @@
+"""Dataset classes: paths, class tables, result conversion and evaluation."""

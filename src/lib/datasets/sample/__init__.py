@@ -1,0 +1,1 @@
+"""Per-task training sample generators (__getitem__ halves of the datasets)."""

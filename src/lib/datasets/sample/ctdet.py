@@ -1,0 +1,198 @@
+"""ctdet training samples: augmented input, center heatmaps, sizes, offsets (algorithms.md 4.1)."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import torch.utils.data as data
+
+from utils.errors import UserError
+from utils.image import (
+    affine_transform_pts,
+    color_aug,
+    draw_dense_reg,
+    draw_msra_gaussian,
+    draw_umich_gaussian,
+    gaussian_radius,
+    get_affine_transform,
+    msra_sigma,
+)
+
+# random-crop scale factors 0.6 .. 1.3 (np.arange keeps the reference's exact float steps)
+_CROP_SCALES = np.arange(0.6, 1.4, 0.1)
+
+
+def read_image(path: str) -> np.ndarray:
+    """cv2.imread that raises a UserError naming the file instead of returning None."""
+    img = cv2.imread(path)
+    if img is None:
+        why = "missing" if not os.path.exists(path) else "unreadable (not an image?)"
+        raise UserError(f"{path}: image {why}; restore the file or regenerate the dataset")
+    return img
+
+
+def load_image_and_anns(ds, index: int):
+    """(img_id, image path, BGR image, annotations truncated to max_objs) of sample `index`."""
+    img_id = ds.images[index]
+    file_name = ds.coco.loadImgs(ids=[img_id])[0]['file_name']
+    img_path = os.path.join(ds.img_dir, file_name)
+    anns = ds.coco.loadAnns(ids=ds.coco.getAnnIds(imgIds=[img_id]))[:ds.max_objs]
+    return img_id, img_path, read_image(img_path), anns
+
+
+def normalize_input(inp_u8: np.ndarray, mean: np.ndarray, std: np.ndarray, rng=None, eig_val=None,
+                    eig_vec=None) -> np.ndarray:
+    """uint8 HWC crop -> float32 CHW network input; colour augmentation first when `rng` is given."""
+    inp = inp_u8.astype(np.float32) / 255.
+    if rng is not None:
+        color_aug(rng, inp, eig_val, eig_vec)
+    inp -= mean
+    inp /= std
+    return inp.transpose(2, 0, 1)
+
+
+def mse_sigma(opt, radius: int):
+    """Sigma of the MSRA gaussian drawn with --mse_loss.
+
+    The original reads opt.hm_gauss, an option it never defines (AttributeError). Honour it when
+    something sets it; otherwise derive an integer sigma from the object's gaussian radius (the umich
+    gaussian's (2r+1)/6, at least 1). Like the original, that sigma is also the dense_wh radius.
+    """
+    hm_gauss = getattr(opt, 'hm_gauss', None)
+    if hm_gauss is not None and hm_gauss > 0:
+        return hm_gauss
+    return msra_sigma(radius)
+
+
+class CTDetDataset(data.Dataset):
+    """Sample half of a ctdet dataset class: combined with COCO / PascalVOC / ... by get_dataset."""
+
+    def _coco_box_to_bbox(self, box):
+        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
+
+    def _get_border(self, border: int, size: int) -> int:
+        i = 1
+        while size - border // i <= border // i:
+            i *= 2
+        return border // i
+
+    def __getitem__(self, index: int) -> dict:
+        opt = self.opt
+        img_id, _, img, anns = load_image_and_anns(self, index)
+        num_objs = len(anns)
+
+        height, width = img.shape[0], img.shape[1]
+        c = np.array([width / 2., height / 2.], dtype=np.float32)
+        if opt.keep_res:
+            input_h = (height | opt.pad) + 1
+            input_w = (width | opt.pad) + 1
+            s = np.array([input_w, input_h], dtype=np.float32)
+        else:
+            s = max(height, width) * 1.0
+            input_h, input_w = opt.input_h, opt.input_w
+
+        flipped = False
+        if self.split == 'train':
+            # random draws in the reference's order: scale, centre x, centre y, flip
+            if not opt.not_rand_crop:
+                s = s * np.random.choice(_CROP_SCALES)
+                w_border = self._get_border(128, width)
+                h_border = self._get_border(128, height)
+                c[0] = np.random.randint(low=w_border, high=width - w_border)
+                c[1] = np.random.randint(low=h_border, high=height - h_border)
+            else:
+                sf, cf = opt.scale, opt.shift
+                c[0] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
+                c[1] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
+                s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
+            if np.random.random() < opt.flip:
+                flipped = True
+                img = img[:, ::-1, :]
+                c[0] = width - c[0] - 1
+
+        trans_input = get_affine_transform(c, s, 0, [input_w, input_h])
+        inp = cv2.warpAffine(img, trans_input, (input_w, input_h), flags=cv2.INTER_LINEAR)
+        augment = self.split == 'train' and not opt.no_color_aug
+        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
+                              self._eig_val, self._eig_vec)
+
+        output_h = input_h // opt.down_ratio
+        output_w = input_w // opt.down_ratio
+        num_classes = self.num_classes
+        trans_output = get_affine_transform(c, s, 0, [output_w, output_h])
+
+        hm = np.zeros((num_classes, output_h, output_w), dtype=np.float32)
+        wh = np.zeros((self.max_objs, 2), dtype=np.float32)
+        dense_wh = np.zeros((2, output_h, output_w), dtype=np.float32)
+        reg = np.zeros((self.max_objs, 2), dtype=np.float32)
+        ind = np.zeros((self.max_objs), dtype=np.int64)
+        reg_mask = np.zeros((self.max_objs), dtype=np.uint8)
+        cat_spec_wh = np.zeros((self.max_objs, num_classes * 2), dtype=np.float32)
+        cat_spec_mask = np.zeros((self.max_objs, num_classes * 2), dtype=np.uint8)
+        gt_det = np.zeros((0, 6), dtype=np.float32)
+
+        if num_objs > 0:
+            # all boxes at once: x1y1x2y2 in float32, flipped, mapped to the output map and clipped
+            boxes = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
+            bbox = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]],
+                            axis=1).astype(np.float32)
+            cls_ids = np.array([int(self.cat_ids[ann['category_id']]) for ann in anns], dtype=np.int64)
+            if flipped:
+                bbox[:, [0, 2]] = width - bbox[:, [2, 0]] - 1
+            bbox = affine_transform_pts(bbox.reshape(-1, 2), trans_output).astype(np.float32).reshape(-1, 4)
+            bbox[:, [0, 2]] = np.clip(bbox[:, [0, 2]], 0, output_w - 1)
+            bbox[:, [1, 3]] = np.clip(bbox[:, [1, 3]], 0, output_h - 1)
+            h = bbox[:, 3] - bbox[:, 1]
+            w = bbox[:, 2] - bbox[:, 0]
+            keep = np.nonzero((h > 0) & (w > 0))[0]
+            radii = np.maximum(0, gaussian_radius((np.ceil(h[keep]).astype(np.int64),
+                                                   np.ceil(w[keep]).astype(np.int64)))).astype(np.int64)
+            ct = np.stack([(bbox[keep, 0] + bbox[keep, 2]) / 2, (bbox[keep, 1] + bbox[keep, 3]) / 2], axis=1)
+            ct_int = ct.astype(np.int32)
+
+            wh[keep, 0], wh[keep, 1] = w[keep], h[keep]
+            ind[keep] = ct_int[:, 1] * output_w + ct_int[:, 0]
+            reg[keep] = ct - ct_int
+            reg_mask[keep] = 1
+            cols = 2 * cls_ids[keep]
+            cat_spec_wh[keep, cols] = w[keep]
+            cat_spec_wh[keep, cols + 1] = h[keep]
+            cat_spec_mask[keep, cols] = 1
+            cat_spec_mask[keep, cols + 1] = 1
+            hw = np.stack([w[keep], h[keep]], axis=1) / 2
+            gt_det = np.concatenate([ct - hw, ct + hw, np.ones((len(keep), 1), np.float32),
+                                     cls_ids[keep, None].astype(np.float32)], axis=1).astype(np.float32)
+
+            # per-class max of all gaussians drawn so far == hm.max(axis=0), kept up to date cheaply
+            hm_any = np.zeros((output_h, output_w), dtype=np.float32) if opt.dense_wh else None
+            for j, k in enumerate(keep):
+                radius = int(radii[j])
+                cls_id = cls_ids[k]
+                if opt.mse_loss:
+                    radius = mse_sigma(opt, radius)
+                    draw_msra_gaussian(hm[cls_id], ct_int[j], radius)
+                else:
+                    draw_umich_gaussian(hm[cls_id], ct_int[j], radius)
+                if opt.dense_wh:
+                    if opt.mse_loss:
+                        draw_msra_gaussian(hm_any, ct_int[j], radius)
+                    else:
+                        draw_umich_gaussian(hm_any, ct_int[j], radius)
+                    draw_dense_reg(dense_wh, hm_any, ct_int[j], wh[k], radius)
+
+        ret = {'input': inp, 'hm': hm, 'reg_mask': reg_mask, 'ind': ind, 'wh': wh}
+        if opt.dense_wh:
+            hm_a = hm.max(axis=0, keepdims=True)
+            ret.update({'dense_wh': dense_wh, 'dense_wh_mask': np.concatenate([hm_a, hm_a], axis=0)})
+            del ret['wh']
+        elif opt.cat_spec_wh:
+            ret.update({'cat_spec_wh': cat_spec_wh, 'cat_spec_mask': cat_spec_mask})
+            del ret['wh']
+        if opt.reg_offset:
+            ret.update({'reg': reg})
+        if opt.debug > 0 or not self.split == 'train':
+            if len(gt_det) == 0:
+                gt_det = np.zeros((1, 6), dtype=np.float32)
+            ret['meta'] = {'c': c, 's': s, 'gt_det': gt_det, 'img_id': img_id}
+        return ret

@@ -1,0 +1,113 @@
+"""exdet training samples: extreme-point (top, left, bottom, right) and center heatmaps (algorithms.md 4.4)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch.utils.data as data
+
+from datasets.sample.ctdet import load_image_and_anns, normalize_input
+from utils.image import (
+    affine_transform_pts,
+    draw_msra_gaussian,
+    draw_umich_gaussian,
+    gaussian_radius,
+    get_affine_transform,
+)
+
+_CROP_SCALES = np.arange(0.6, 1.4, 0.1)
+
+
+class EXDetDataset(data.Dataset):
+    """Sample half of an exdet dataset class (COCO with `extreme_points` annotations)."""
+
+    def _coco_box_to_bbox(self, box):
+        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
+
+    def _get_border(self, border: int, size: int) -> int:
+        i = 1
+        while size - border // i <= border // i:
+            i *= 2
+        return border // i
+
+    def __getitem__(self, index: int) -> dict:
+        opt = self.opt
+        _, _, img, anns = load_image_and_anns(self, index)
+        height, width = img.shape[0], img.shape[1]
+        c = np.array([width / 2., height / 2.])
+        s = max(height, width) * 1.0
+
+        flipped = False
+        if self.split == 'train':
+            if not opt.not_rand_crop:
+                s = s * np.random.choice(_CROP_SCALES)
+                w_border = self._get_border(128, width)
+                h_border = self._get_border(128, height)
+                c[0] = np.random.randint(low=w_border, high=width - w_border)
+                c[1] = np.random.randint(low=h_border, high=height - h_border)
+            else:
+                # unlike ctdet: scale first, and the shift is relative to the image size
+                sf, cf = opt.scale, opt.shift
+                s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
+                c[0] += width * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
+                c[1] += height * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
+            if np.random.random() < opt.flip:
+                # as the original: the image is mirrored but the crop centre is not
+                flipped = True
+                img = img[:, ::-1, :]
+
+        trans_input = get_affine_transform(c, s, 0, [opt.input_res, opt.input_res])
+        inp = cv2.warpAffine(img, trans_input, (opt.input_res, opt.input_res), flags=cv2.INTER_LINEAR)
+        augment = self.split == 'train' and not opt.no_color_aug
+        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
+                              self._eig_val, self._eig_vec)
+
+        output_res = opt.output_res
+        num_classes = opt.num_classes
+        trans_output = get_affine_transform(c, s, 0, [output_res, output_res])
+        num_hm = 1 if opt.agnostic_ex else num_classes
+
+        hms = np.zeros((4, num_hm, output_res, output_res), dtype=np.float32)  # t, l, b, r
+        hm_c = np.zeros((num_classes, output_res, output_res), dtype=np.float32)
+        regs = np.zeros((4, self.max_objs, 2), dtype=np.float32)
+        inds = np.zeros((4, self.max_objs), dtype=np.int64)
+        reg_mask = np.zeros((self.max_objs), dtype=np.uint8)
+
+        if len(anns) > 0:
+            pts = np.array([ann['extreme_points'] for ann in anns], dtype=np.float32).reshape(-1, 4, 2)
+            cls_ids = np.array([int(self.cat_ids[ann['category_id']]) for ann in anns], dtype=np.int64)
+            if flipped:
+                pts[:, :, 0] = width - pts[:, :, 0] - 1
+                pts = pts[:, [0, 3, 2, 1]]  # left and right swap sides
+            pts = affine_transform_pts(pts.reshape(-1, 2), trans_output).astype(np.float32).reshape(-1, 4, 2)
+            pts = np.clip(pts, 0, output_res - 1)
+            h = pts[:, 2, 1] - pts[:, 0, 1]
+            w = pts[:, 3, 0] - pts[:, 1, 0]
+            keep = np.nonzero((h > 0) & (w > 0))[0]
+            radii = np.maximum(0, gaussian_radius((np.ceil(h[keep]).astype(np.int64),
+                                                   np.ceil(w[keep]).astype(np.int64)))).astype(np.int64)
+            pt_int = pts[keep].astype(np.int32)
+            regs[:, keep] = (pts[keep] - pt_int).transpose(1, 0, 2)
+            inds[:, keep] = (pt_int[:, :, 1] * output_res + pt_int[:, :, 0]).T
+            reg_mask[keep] = 1
+            for j, k in enumerate(keep):
+                radius = int(radii[j])
+                cls_id = cls_ids[k]
+                hm_id = 0 if opt.agnostic_ex else cls_id
+                ct = [int((pts[k, 3, 0] + pts[k, 1, 0]) / 2), int((pts[k, 0, 1] + pts[k, 2, 1]) / 2)]
+                if opt.mse_loss:
+                    # the radius is the sigma, as in the original; radius 0 would give NaN maps there
+                    sigma = max(radius, 1)
+                    for p in range(4):
+                        draw_msra_gaussian(hms[p, hm_id], pt_int[j, p], sigma)
+                    draw_msra_gaussian(hm_c[cls_id], ct, sigma)
+                else:
+                    for p in range(4):
+                        draw_umich_gaussian(hms[p, hm_id], pt_int[j, p], radius)
+                    draw_umich_gaussian(hm_c[cls_id], ct, radius)
+
+        ret = {'input': inp, 'hm_t': hms[0], 'hm_l': hms[1], 'hm_b': hms[2], 'hm_r': hms[3], 'hm_c': hm_c}
+        if opt.reg_offset:
+            ret.update({'reg_mask': reg_mask,
+                        'reg_t': regs[0], 'reg_l': regs[1], 'reg_b': regs[2], 'reg_r': regs[3],
+                        'ind_t': inds[0], 'ind_l': inds[1], 'ind_b': inds[2], 'ind_r': inds[3]})
+        return ret

@@ -1,0 +1,1 @@
+"""Generators of the built-in synthetic datasets (no download needed): shapes (det), people (hp), kitti (ddd)."""
