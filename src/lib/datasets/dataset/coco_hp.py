@@ -1,0 +1,122 @@
+"""COCO person keypoints (17 joints) for the multi_pose task."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pycocotools.coco as coco
+import torch.utils.data as data
+from pycocotools.cocoeval import COCOeval
+
+from datasets.dataset.coco import EIG_VAL, EIG_VEC, _to_float, check_dataset_files, load_coco_api
+from utils.io import atomic_write
+
+
+def coco_eval_hp(coco_gt: coco.COCO, result_json: str):
+    """Print the keypoint (OKS) then the bbox COCOeval summaries of a results.json.
+
+    Returns the 10 keypoint figures (None when there is nothing to evaluate).
+    """
+    with open(result_json) as f:
+        dets = json.load(f)
+    if len(dets) == 0:
+        # pycocotools' loadRes cannot index an empty list; nothing was detected
+        print("no detections: COCO evaluation skipped")
+        return None
+    coco_dets = coco_gt.loadRes(result_json)
+    stats = None
+    for iou_type in ("keypoints", "bbox"):
+        coco_eval = COCOeval(coco_gt, coco_dets, iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+        stats = coco_eval.stats if stats is None else stats
+    return stats
+
+
+class COCOHP(data.Dataset):
+    """COCO 2017 person keypoints; samples come from the multi_pose sample class."""
+
+    num_classes = 1
+    num_joints = 17
+    default_resolution = [512, 512]
+    mean = np.array([0.40789654, 0.44719302, 0.47026115], dtype=np.float32).reshape(1, 1, 3)
+    std = np.array([0.28863828, 0.27408164, 0.27809835], dtype=np.float32).reshape(1, 1, 3)
+    flip_idx = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]
+    max_objs_default = 32
+    class_name = ["__background__", "person"]
+    _valid_ids = [1]
+    # how to obtain the data when it is missing (subclasses name their own generator)
+    missing_fix = ("download COCO 2017 images and person_keypoints annotations into data/coco (see README.md), "
+                   "or generate data with `python src/tools/gen_synthetic.py --kind hp` and use --dataset synth_hp")
+
+    def __init__(self, opt, split: str):
+        super().__init__()
+        self.edges = [[0, 1], [0, 2], [1, 3], [2, 4], [4, 6], [3, 5], [5, 6], [5, 7], [7, 9], [6, 8], [8, 10],
+                      [6, 12], [5, 11], [11, 12], [12, 14], [14, 16], [11, 13], [13, 15]]
+        self.acc_idxs = list(range(1, 17))
+        self.data_dir, self.img_dir, self.annot_path = self._paths(opt, split)
+        self.max_objs = self.max_objs_default
+        self.class_name = list(type(self).class_name)
+        self._valid_ids = list(type(self)._valid_ids)
+        self.cat_ids = {v: i for i, v in enumerate(self._valid_ids)}
+        self._data_rng = np.random.RandomState(123)
+        self._eig_val = EIG_VAL.copy()
+        self._eig_vec = EIG_VEC.copy()
+        self.split = split
+        self.opt = opt
+
+        check_dataset_files(self.annot_path, self.img_dir, self.missing_fix)
+        print(f"==> initializing {self._title()} {split} data.")
+        self.coco = load_coco_api(self.annot_path)
+        image_ids = self.coco.getImgIds()
+        if split == "train":
+            # training only uses images with at least one annotation (crowd ones count)
+            self.images = [i for i in image_ids if len(self.coco.getAnnIds(imgIds=[i])) > 0]
+        else:
+            self.images = image_ids
+        self.num_samples = len(self.images)
+        print(f"Loaded {split} {self.num_samples} samples")
+
+    def _title(self) -> str:
+        """Name printed when loading."""
+        return "coco 2017"
+
+    def _paths(self, opt, split: str) -> tuple[str, str, str]:
+        """(data_dir, img_dir, annot_path) of a split."""
+        data_dir = os.path.join(opt.data_dir, "coco")
+        img_dir = os.path.join(data_dir, f"{split}2017")
+        name = "image_info_test-dev2017.json" if split == "test" else f"person_keypoints_{split}2017.json"
+        return data_dir, img_dir, os.path.join(data_dir, "annotations", name)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def convert_eval_format(self, all_bboxes: dict) -> list[dict]:
+        """Detector/trainer results {img_id: {cls: rows of 39}} -> COCO keypoint result records."""
+        detections = []
+        for image_id in all_bboxes:
+            for cls_ind in all_bboxes[image_id]:
+                for dets in all_bboxes[image_id][cls_ind]:
+                    x1, y1, x2, y2 = (float(v) for v in dets[:4])
+                    kps = np.ones((17, 3), dtype=np.float32)
+                    kps[:, :2] = np.asarray(dets[5:39], dtype=np.float32).reshape(17, 2)
+                    detections.append({
+                        "image_id": int(image_id),
+                        "category_id": 1,
+                        "bbox": [_to_float(v) for v in (x1, y1, x2 - x1, y2 - y1)],
+                        "score": _to_float(float(dets[4])),
+                        "keypoints": [_to_float(float(v)) for v in kps.reshape(51)],
+                    })
+        return detections
+
+    def save_results(self, results: dict, save_dir: str) -> None:
+        """Write <save_dir>/results.json atomically."""
+        with atomic_write(os.path.join(save_dir, "results.json")) as f:
+            json.dump(self.convert_eval_format(results), f)
+
+    def run_eval(self, results: dict, save_dir: str):
+        """Save results.json, print COCO keypoint and bbox evaluation; return the keypoint figures."""
+        self.save_results(results, save_dir)
+        return coco_eval_hp(self.coco, os.path.join(save_dir, "results.json"))
