@@ -1,0 +1,187 @@
+"""Test-time pipeline shared by all tasks: model set-up, pre-processing, timing and result display."""
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from models.model import create_model, load_model
+from utils.debugger import Debugger
+from utils.errors import UserError
+from utils.image import get_affine_transform
+from utils.utils import select_device
+
+TIME_STATS = ['tot', 'load', 'pre', 'net', 'dec', 'post', 'merge']
+
+
+def read_image(path: str) -> np.ndarray:
+    """cv2.imread that fails with a one-line UserError naming the file."""
+    if not os.path.isfile(path):
+        raise UserError(f'{path}: no such image file; check the path')
+    image = cv2.imread(path)
+    if image is None:
+        raise UserError(f'{path}: cannot be read as an image; pass a JPEG/PNG/BMP/WebP file')
+    return image
+
+
+def vis_out_dir(opt) -> str:
+    """Folder where visualisations go when there is no display (--demo_out_dir, else <save_dir>/demo)."""
+    out = getattr(opt, 'demo_out_dir', '') or ''
+    return out if out else os.path.join(opt.save_dir, 'demo')
+
+
+class BaseDetector:
+    """Builds and loads the network; subclasses implement process/post_process/merge_outputs/debug/show_results."""
+
+    def __init__(self, opt) -> None:
+        opt.device = select_device(opt)
+        print('Creating model...')
+        # Weights come from --load_model: nothing is downloaded at test time.
+        self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
+        self.model = load_model(self.model, opt.load_model)
+        self.model = self.model.to(opt.device)
+        self.model.eval()
+
+        self.mean = np.array(opt.mean, dtype=np.float32).reshape(1, 1, 3)
+        self.std = np.array(opt.std, dtype=np.float32).reshape(1, 1, 3)
+        self.max_per_image = 100
+        self.num_classes = opt.num_classes
+        self.scales = opt.test_scales
+        self.opt = opt
+        self.pause = True
+        # Headless display: where result images go, whether to write them, and the last ones drawn.
+        self.vis_dir = vis_out_dir(opt)
+        self.save_vis_images = True
+        self.last_vis: dict = {}
+        self._frame_id = 0
+
+    def _sync(self) -> None:
+        # Timings are only meaningful once queued CUDA work has finished; nothing to wait for on CPU.
+        if self.opt.device.type == 'cuda':
+            torch.cuda.synchronize()
+
+    def pre_process(self, image: np.ndarray, scale: float, meta=None) -> tuple[torch.Tensor, dict]:
+        """Resize by `scale`, warp to the network input (fixed size or padded original), normalise, CHW."""
+        opt = self.opt
+        height, width = image.shape[0:2]
+        new_height = int(height * scale)
+        new_width = int(width * scale)
+        if opt.fix_res:
+            inp_height, inp_width = opt.input_h, opt.input_w
+            c = np.array([new_width / 2., new_height / 2.], dtype=np.float32)
+            s = max(height, width) * 1.0
+        else:
+            # Pad up to the next multiple of pad + 1 (strictly greater when already a multiple).
+            inp_height = (new_height | opt.pad) + 1
+            inp_width = (new_width | opt.pad) + 1
+            c = np.array([new_width // 2, new_height // 2], dtype=np.float32)
+            s = np.array([inp_width, inp_height], dtype=np.float32)
+
+        trans_input = get_affine_transform(c, s, 0, [inp_width, inp_height])
+        resized_image = cv2.resize(image, (new_width, new_height))
+        inp_image = cv2.warpAffine(resized_image, trans_input, (inp_width, inp_height), flags=cv2.INTER_LINEAR)
+        inp_image = ((inp_image / 255. - self.mean) / self.std).astype(np.float32)
+
+        images = inp_image.transpose(2, 0, 1).reshape(1, 3, inp_height, inp_width)
+        if opt.flip_test:
+            images = np.concatenate((images, images[:, :, :, ::-1]), axis=0)
+        images = torch.from_numpy(np.ascontiguousarray(images))
+        meta = {'c': c, 's': s,
+                'out_height': inp_height // opt.down_ratio,
+                'out_width': inp_width // opt.down_ratio}
+        return images, meta
+
+    def process(self, images: torch.Tensor, return_time: bool = False):
+        """Network forward + decoding; returns (output, dets[, forward_time])."""
+        raise NotImplementedError
+
+    def post_process(self, dets, meta: dict, scale: float = 1):
+        """Decoded detections of one scale -> original image coordinates."""
+        raise NotImplementedError
+
+    def merge_outputs(self, detections: list):
+        """Combine the per-scale results into the final result."""
+        raise NotImplementedError
+
+    def debug(self, debugger: Debugger, images: torch.Tensor, dets, output: dict, scale: float = 1) -> None:
+        """Draw network outputs for one scale (--debug >= 2)."""
+        raise NotImplementedError
+
+    def show_results(self, debugger: Debugger, image: np.ndarray, results) -> None:
+        """Draw and show the final results (--debug >= 1)."""
+        raise NotImplementedError
+
+    def _make_debugger(self, prefix: str) -> Debugger:
+        opt = self.opt
+        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
+                            out_dir=self.vis_dir)
+        debugger.out_prefix = prefix
+        debugger.save_headless = self.save_vis_images
+        return debugger
+
+    def run(self, image_or_path_or_tensor, meta=None) -> dict:
+        """Detect on an image path, a BGR ndarray or a test.py prefetch dict; returns results and timings."""
+        load_time, pre_time, net_time, dec_time, post_time = 0., 0., 0., 0., 0.
+        start_time = time.time()
+        pre_processed = False
+        self._frame_id += 1
+        prefix = f'{self._frame_id:06d}_'
+        if isinstance(image_or_path_or_tensor, np.ndarray):
+            image = image_or_path_or_tensor
+        elif isinstance(image_or_path_or_tensor, (str, os.PathLike)):
+            path = os.fspath(image_or_path_or_tensor)
+            image = read_image(path)
+            prefix = os.path.splitext(os.path.basename(path))[0] + '_'
+        else:
+            pre_processed_images = image_or_path_or_tensor
+            image = pre_processed_images['image'][0].numpy()
+            pre_processed = True
+        debugger = self._make_debugger(prefix) if self.opt.debug > 0 else None
+
+        loaded_time = time.time()
+        load_time += loaded_time - start_time
+
+        detections = []
+        post_process_time = loaded_time
+        for scale in self.scales:
+            scale_start_time = time.time()
+            if not pre_processed:
+                images, meta = self.pre_process(image, scale, meta)
+            else:
+                images = pre_processed_images['images'][scale][0]
+                meta = {k: v.numpy()[0] for k, v in pre_processed_images['meta'][scale].items()}
+            images = images.to(self.opt.device)
+            self._sync()
+            pre_process_time = time.time()
+            pre_time += pre_process_time - scale_start_time
+
+            output, dets, forward_time = self.process(images, return_time=True)
+            self._sync()
+            net_time += forward_time - pre_process_time
+            decode_time = time.time()
+            dec_time += decode_time - forward_time
+
+            if self.opt.debug >= 2:
+                self.debug(debugger, images, dets, output, scale)
+
+            dets = self.post_process(dets, meta, scale)
+            self._sync()
+            post_process_time = time.time()
+            post_time += post_process_time - decode_time
+            detections.append(dets)
+
+        results = self.merge_outputs(detections)
+        self._sync()
+        end_time = time.time()
+        merge_time = end_time - post_process_time
+        tot_time = end_time - start_time
+
+        if self.opt.debug >= 1:
+            self.show_results(debugger, image, results)
+            self.last_vis = dict(debugger.imgs)
+
+        return {'results': results, 'tot': tot_time, 'load': load_time, 'pre': pre_time, 'net': net_time,
+                'dec': dec_time, 'post': post_time, 'merge': merge_time}

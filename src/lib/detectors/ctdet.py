@@ -1,0 +1,116 @@
+"""Test-time CenterNet object detector."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from models.decode import ctdet_decode
+from models.utils import flip_merge
+from utils.debugger import Debugger
+from utils.errors import UserError
+from utils.post_process import ctdet_post_process
+
+from .base_detector import BaseDetector
+
+
+def get_soft_nms():
+    """The compiled soft-NMS, or a UserError explaining how to build it."""
+    try:
+        from external.nms import soft_nms
+    except ImportError as e:
+        raise UserError(f'external.nms: soft-NMS is not built ({e}); run `make -C src/lib/external` '
+                        'or drop --nms and extra --test_scales') from e
+    return soft_nms
+
+
+def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> dict:
+    """Keep the boxes (over all classes) scoring at least the max_per_image-th best score (ties kept)."""
+    scores = np.hstack([r[:, score_col] for r in results.values()]) if results else np.zeros(0)
+    if len(scores) > max_per_image:
+        kth = len(scores) - max_per_image
+        thresh = np.partition(scores, kth)[kth]
+        for j in results:
+            results[j] = results[j][results[j][:, score_col] >= thresh]
+    return results
+
+
+def denormalize_input(images: torch.Tensor, i: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Batch item i of the network input -> uint8 BGR image."""
+    img = images[i].detach().cpu().numpy().transpose(1, 2, 0)
+    return np.clip((img * std + mean) * 255, 0, 255).astype(np.uint8)
+
+
+class CtdetDetector(BaseDetector):
+    """Centre heatmap + size + offset detector."""
+
+    def __init__(self, opt) -> None:
+        super().__init__(opt)
+
+    def process(self, images: torch.Tensor, return_time: bool = False):
+        """Forward, sigmoid, flip-average (if --flip_test) and decode the top K boxes."""
+        with torch.no_grad():
+            output = self.model(images)[-1]
+            hm = output['hm'].sigmoid_()
+            wh = output['wh']
+            reg = output['reg'] if self.opt.reg_offset else None
+            if self.opt.flip_test:
+                hm = flip_merge(hm)
+                wh = flip_merge(wh)
+                # Offsets of the mirrored copy do not mirror cleanly: the original's are kept.
+                reg = reg[0:1] if reg is not None else None
+            self._sync()
+            forward_time = time.time()
+            dets = ctdet_decode(hm, wh, reg=reg, cat_spec_wh=self.opt.cat_spec_wh, K=self.opt.K)
+        if return_time:
+            return output, dets, forward_time
+        return output, dets
+
+    def post_process(self, dets: torch.Tensor, meta: dict, scale: float = 1) -> dict:
+        """{class 1..C: float32 n x 5 [x1, y1, x2, y2, score]} in original image pixels."""
+        dets = dets.detach().cpu().numpy().reshape(1, -1, dets.shape[2])
+        dets = ctdet_post_process(dets.copy(), [meta['c']], [meta['s']], meta['out_height'], meta['out_width'],
+                                  self.opt.num_classes)
+        out = {}
+        for j in range(1, self.num_classes + 1):
+            rows = np.array(dets[0][j], dtype=np.float32).reshape(-1, 5)
+            rows[:, :4] /= scale
+            out[j] = rows
+        return out
+
+    def merge_outputs(self, detections: list[dict]) -> dict:
+        """Concatenate scales; soft-NMS for multi-scale or --nms; keep the best max_per_image boxes."""
+        results = {}
+        use_nms = len(self.scales) > 1 or self.opt.nms
+        soft_nms = get_soft_nms() if use_nms else None
+        for j in range(1, self.num_classes + 1):
+            results[j] = np.concatenate([d[j] for d in detections], axis=0).astype(np.float32)
+            if use_nms:
+                # In place; like the original the returned keep list is not applied.
+                soft_nms(results[j], Nt=0.5, method=2)
+        return keep_top_scores(results, self.max_per_image)
+
+    def debug(self, debugger: Debugger, images: torch.Tensor, dets: torch.Tensor, output: dict,
+              scale: float = 1) -> None:
+        """Predicted heatmap and boxes above center_thresh in network-input coordinates."""
+        detection = dets.detach().cpu().numpy().copy()
+        detection[:, :, :4] *= self.opt.down_ratio
+        i = 0
+        img = denormalize_input(images, i, self.mean, self.std)
+        pred = debugger.gen_colormap(output['hm'][i].detach().cpu().numpy())
+        debugger.add_blend_img(img, pred, f'pred_hm_{scale:.1f}')
+        img_id = f'out_pred_{scale:.1f}'
+        debugger.add_img(img, img_id=img_id)
+        for k in range(len(detection[i])):
+            if detection[i, k, 4] > self.opt.center_thresh:
+                debugger.add_coco_bbox(detection[i, k, :4], detection[i, k, -1], detection[i, k, 4], img_id=img_id)
+
+    def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
+        """Boxes above vis_thresh on the original image (window 'ctdet')."""
+        debugger.add_img(image, img_id='ctdet')
+        for j in range(1, self.num_classes + 1):
+            for bbox in results[j]:
+                if bbox[4] > self.opt.vis_thresh:
+                    debugger.add_coco_bbox(bbox[:4], j - 1, bbox[4], img_id='ctdet')
+        debugger.show_all_imgs(pause=self.pause)

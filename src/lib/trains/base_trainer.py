@@ -1,0 +1,144 @@
+"""Generic training / validation loop shared by all tasks."""
+from __future__ import annotations
+
+import time
+
+import torch
+from progress.bar import Bar
+
+from utils.debugger import Debugger
+from utils.utils import AverageMeter
+
+
+class ModelWithLoss(torch.nn.Module):
+    """Network plus loss in one module, so DataParallel also spreads the loss computation."""
+
+    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch: dict):
+        """Return (last stack's outputs, total loss, loss stats)."""
+        outputs = self.model(batch['input'])
+        loss, loss_stats = self.loss(outputs, batch)
+        return outputs[-1], loss, loss_stats
+
+
+def _stat_value(v) -> float:
+    # A loss term whose weight is 0 stays the int 0 (the original then crashed on .mean()).
+    return v.mean().item() if torch.is_tensor(v) else float(v)
+
+
+class BaseTrainer:
+    """Runs epochs of a task; subclasses give the loss (`_get_losses`), `debug` and `save_result`."""
+
+    def __init__(self, opt, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.opt = opt
+        self.optimizer = optimizer
+        self.loss_stats, self.loss = self._get_losses(opt)
+        self.model_with_loss = ModelWithLoss(model, self.loss)
+        # Headless debug windows fall back to files in the experiment's debug folder.
+        if getattr(opt, 'debug_dir', None):
+            Debugger.default_out_dir = opt.debug_dir
+
+    def set_device(self, gpus: list[int], chunk_sizes: list[int], device) -> None:
+        """Move the model (wrapped for several GPUs) and the optimizer state to `device`."""
+        if len(gpus) > 1:
+            if len(set(chunk_sizes)) > 1:
+                from models.data_parallel import DataParallel
+                self.model_with_loss = DataParallel(
+                    self.model_with_loss, device_ids=gpus, chunk_sizes=chunk_sizes).to(device)
+            else:
+                self.model_with_loss = torch.nn.DataParallel(self.model_with_loss, device_ids=gpus).to(device)
+        else:
+            self.model_with_loss = self.model_with_loss.to(device)
+        if self.optimizer is not None:
+            for state in self.optimizer.state.values():
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor):
+                        state[k] = v.to(device=device, non_blocking=True)
+
+    def _suffix(self, phase: str, epoch: int, iter_id: int, num_iters: int, bar: Bar,
+                avg_loss_stats: dict, data_time: AverageMeter, batch_time: AverageMeter) -> str:
+        text = f'{phase}: [{epoch}][{iter_id}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        for name, meter in avg_loss_stats.items():
+            text += f'|{name} {meter.avg:.4f} '
+        if not self.opt.hide_data_time:
+            text += f'|Data {data_time.val:.3f}s({data_time.avg:.3f}s) |Net {batch_time.avg:.3f}s'
+        return text
+
+    def run_epoch(self, phase: str, epoch: int, data_loader) -> tuple[dict, dict]:
+        """One pass over `data_loader`; returns (average loss stats + `time` in minutes, predictions)."""
+        opt = self.opt
+        model_with_loss = self.model_with_loss
+        if phase == 'train':
+            model_with_loss.train()
+        else:
+            if len(opt.gpus) > 1 and hasattr(model_with_loss, 'module'):
+                model_with_loss = model_with_loss.module
+            model_with_loss.eval()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        results: dict = {}
+        data_time, batch_time = AverageMeter(), AverageMeter()
+        avg_loss_stats = {name: AverageMeter() for name in self.loss_stats}
+        num_iters = len(data_loader) if opt.num_iters < 0 else opt.num_iters
+        bar = Bar(f'{opt.task}/{opt.exp_id}', max=num_iters)
+        end = time.time()
+        for iter_id, batch in enumerate(data_loader):
+            if iter_id >= num_iters:
+                break
+            data_time.update(time.time() - end)
+            for k in batch:
+                if k != 'meta':
+                    batch[k] = batch[k].to(device=opt.device, non_blocking=True)
+            output, loss, loss_stats = model_with_loss(batch)
+            loss = loss.mean()
+            if phase == 'train':
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            batch_time.update(time.time() - end)
+            end = time.time()
+
+            for name in avg_loss_stats:
+                avg_loss_stats[name].update(_stat_value(loss_stats[name]), batch['input'].size(0))
+            bar.suffix = self._suffix(phase, epoch, iter_id, num_iters, bar, avg_loss_stats, data_time, batch_time)
+            if opt.print_iter > 0:
+                if iter_id % opt.print_iter == 0:
+                    print(f'{opt.task}/{opt.exp_id}| {bar.suffix}', flush=True)
+            else:
+                bar.next()
+
+            if opt.debug > 0:
+                self.debug(batch, output, iter_id)
+            if opt.test:
+                self.save_result(output, batch, results)
+            del output, loss, loss_stats
+
+        bar.finish()
+        ret = {k: v.avg for k, v in avg_loss_stats.items()}
+        ret['time'] = bar.elapsed_td.total_seconds() / 60.
+        return ret, results
+
+    def debug(self, batch: dict, output: dict, iter_id: int) -> None:
+        """Draw one training sample (task specific)."""
+        raise NotImplementedError
+
+    def save_result(self, output: dict, batch: dict, results: dict) -> None:
+        """Add this batch's decoded predictions to `results` (task specific)."""
+        raise NotImplementedError
+
+    def _get_losses(self, opt):
+        """Return (names of the logged loss stats, loss module)."""
+        raise NotImplementedError
+
+    def val(self, epoch: int, data_loader) -> tuple[dict, dict]:
+        """Run a validation epoch."""
+        return self.run_epoch('val', epoch, data_loader)
+
+    def train(self, epoch: int, data_loader) -> tuple[dict, dict]:
+        """Run a training epoch."""
+        return self.run_epoch('train', epoch, data_loader)

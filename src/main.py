@@ -1,0 +1,95 @@
+"""Train (or, with --test, evaluate through the training loop) a CenterNet model."""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.utils.data
+
+import _init_paths  # noqa: F401
+from datasets.dataset_factory import get_dataset
+from logger import Logger
+from models.model import create_model, load_model, save_model
+from opts import opts
+from trains.train_factory import train_factory
+from utils.errors import UserError, run_cli
+from utils.utils import select_device
+
+
+def main(opt) -> None:
+    """Build data, model and trainer from `opt` and run the epochs (saving checkpoints and logs)."""
+    torch.manual_seed(opt.seed)
+    torch.backends.cudnn.benchmark = not opt.not_cuda_benchmark and not opt.test
+    Dataset = get_dataset(opt.dataset, opt.task)
+    opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
+    print(opt)
+    if opt.test and opt.task == 'exdet':
+        raise UserError('--test: exdet has no evaluation in the training loop; drop --test')
+    # Fail on a missing GPU before anything is written to the experiment folder.
+    opt.device = select_device(opt)
+    logger = Logger(opt)
+
+    print('Creating model...')
+    # ImageNet weights only matter when training from scratch; a checkpoint replaces them anyway.
+    model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=not opt.load_model)
+    optimizer = torch.optim.Adam(model.parameters(), opt.lr)
+    start_epoch = 0
+    if opt.load_model != '':
+        model, optimizer, start_epoch = load_model(model, opt.load_model, optimizer, opt.resume, opt.lr, opt.lr_step)
+
+    trainer = train_factory[opt.task](opt, model, optimizer)
+    trainer.set_device(opt.gpus, opt.chunk_sizes, opt.device)
+    if opt.metric not in list(trainer.loss_stats) + ['time']:
+        raise UserError(f"--metric {opt.metric}: not a validation statistic of {opt.task}; choose one of "
+                        f"{', '.join(trainer.loss_stats)}")
+
+    print('Setting up data...')
+    pin = opt.device.type == 'cuda'
+    val_loader = torch.utils.data.DataLoader(Dataset(opt, 'val'), batch_size=1, shuffle=False, num_workers=1,
+                                             pin_memory=pin)
+    if opt.test:
+        _, preds = trainer.val(0, val_loader)
+        val_loader.dataset.run_eval(preds, opt.save_dir)
+        logger.close()
+        return
+
+    train_dataset = Dataset(opt, 'train')
+    if len(train_dataset) < opt.batch_size:
+        raise UserError(f'--batch_size {opt.batch_size}: larger than the {len(train_dataset)} training images '
+                        '(incomplete batches are dropped); use a smaller --batch_size')
+    train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=opt.batch_size, shuffle=True,
+                                               num_workers=opt.num_workers, pin_memory=pin, drop_last=True)
+
+    print('Starting training...')
+    best = 1e10
+    for epoch in range(start_epoch + 1, opt.num_epochs + 1):
+        mark = epoch if opt.save_all else 'last'
+        log_dict_train, _ = trainer.train(epoch, train_loader)
+        logger.write(f'epoch: {epoch} |')
+        for k, v in log_dict_train.items():
+            logger.scalar_summary(f'train_{k}', v, epoch)
+            logger.write(f'{k} {v:8f} | ')
+        if opt.val_intervals > 0 and epoch % opt.val_intervals == 0:
+            save_model(os.path.join(opt.save_dir, f'model_{mark}.pth'), epoch, model, optimizer)
+            with torch.no_grad():
+                log_dict_val, _ = trainer.val(epoch, val_loader)
+            for k, v in log_dict_val.items():
+                logger.scalar_summary(f'val_{k}', v, epoch)
+                logger.write(f'{k} {v:8f} | ')
+            if log_dict_val[opt.metric] < best:
+                best = log_dict_val[opt.metric]
+                save_model(os.path.join(opt.save_dir, 'model_best.pth'), epoch, model)
+        else:
+            save_model(os.path.join(opt.save_dir, 'model_last.pth'), epoch, model, optimizer)
+        logger.write('\n')
+        if epoch in opt.lr_step:
+            save_model(os.path.join(opt.save_dir, f'model_{epoch}.pth'), epoch, model, optimizer)
+            lr = opt.lr * (0.1 ** (opt.lr_step.index(epoch) + 1))
+            print('Drop LR to', lr)
+            for param_group in optimizer.param_groups:
+                param_group['lr'] = lr
+    logger.close()
+
+
+if __name__ == '__main__':
+    run_cli(lambda: main(opts().parse()))

@@ -1,0 +1,132 @@
+"""Evaluate a trained model on a dataset split (val, or test with --trainval) and write the results."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.utils.data
+from progress.bar import Bar
+
+import _init_paths  # noqa: F401
+from datasets.dataset_factory import dataset_factory
+from detectors.base_detector import TIME_STATS, read_image
+from detectors.detector_factory import detector_factory
+from logger import Logger
+from opts import opts
+from utils.errors import UserError, run_cli
+from utils.utils import AverageMeter, select_device
+
+
+class PrefetchDataset(torch.utils.data.Dataset):
+    """Reads and pre-processes the test images (every test scale) in a loader worker."""
+
+    def __init__(self, opt, dataset, pre_process_func) -> None:
+        self.images = dataset.images
+        self.load_image_func = dataset.coco.loadImgs
+        self.img_dir = dataset.img_dir
+        self.pre_process_func = pre_process_func
+        self.opt = opt
+
+    def __getitem__(self, index: int):
+        img_id = self.images[index]
+        img_info = self.load_image_func(ids=[img_id])[0]
+        image = read_image(os.path.join(self.img_dir, img_info['file_name']))
+        images, meta = {}, {}
+        for scale in self.opt.test_scales:
+            if self.opt.task == 'ddd':
+                images[scale], meta[scale] = self.pre_process_func(image, scale, img_info['calib'])
+            else:
+                images[scale], meta[scale] = self.pre_process_func(image, scale)
+        return img_id, {'images': images, 'image': image, 'meta': meta}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _setup(opt):
+    """Dataset, heads, logger files and the detector shared by both test loops."""
+    Dataset = dataset_factory[opt.dataset]
+    opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
+    print(opt)
+    select_device(opt)
+    Logger(opt)
+    split = 'val' if not opt.trainval else 'test'
+    dataset = Dataset(opt, split)
+    detector = detector_factory[opt.task](opt)
+    return opt, dataset, detector
+
+
+def _worker_error(e: UserError) -> UserError:
+    """A UserError re-raised from a loader worker carries the worker's traceback: keep its message only."""
+    last = str(e).strip().splitlines()[-1] if str(e).strip() else ''
+    marker = 'UserError: '
+    return UserError(last.split(marker, 1)[1] if marker in last else last)
+
+
+def prefetch_test(opt) -> None:
+    """Test with image loading and pre-processing in a DataLoader worker."""
+    opt, dataset, detector = _setup(opt)
+    data_loader = torch.utils.data.DataLoader(
+        PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
+        pin_memory=opt.device.type == 'cuda')
+
+    results = {}
+    num_iters = len(dataset)
+    bar = Bar(f'{opt.exp_id}', max=num_iters)
+    avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
+    it = iter(data_loader)
+    for ind in range(num_iters):
+        try:
+            img_id, pre_processed_images = next(it)
+        except UserError as e:
+            raise _worker_error(e) from None
+        ret = detector.run(pre_processed_images)
+        results[img_id.numpy().astype(np.int32)[0]] = ret['results']
+        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        for t, meter in avg_time_stats.items():
+            meter.update(ret[t])
+            suffix += f'|{t} {meter.val:.3f}s ({meter.avg:.3f}s) '
+        bar.suffix = suffix
+        bar.next()
+    bar.finish()
+    dataset.run_eval(results, opt.save_dir)
+
+
+def test(opt) -> None:
+    """Test image by image in this process (--not_prefetch_test)."""
+    opt, dataset, detector = _setup(opt)
+    results = {}
+    num_iters = len(dataset)
+    bar = Bar(f'{opt.exp_id}', max=num_iters)
+    avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
+    for ind in range(num_iters):
+        img_id = dataset.images[ind]
+        img_info = dataset.coco.loadImgs(ids=[img_id])[0]
+        img_path = os.path.join(dataset.img_dir, img_info['file_name'])
+        if opt.task == 'ddd':
+            ret = detector.run(img_path, img_info['calib'])
+        else:
+            ret = detector.run(img_path)
+        results[img_id] = ret['results']
+        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        for t, meter in avg_time_stats.items():
+            meter.update(ret[t])
+            suffix += f'|{t} {meter.avg:.3f} '
+        bar.suffix = suffix
+        bar.next()
+    bar.finish()
+    dataset.run_eval(results, opt.save_dir)
+
+
+def main() -> None:
+    """Parse the command line and run the chosen test loop."""
+    opt = opts().parse()
+    if opt.not_prefetch_test:
+        test(opt)
+    else:
+        prefetch_test(opt)
+
+
+if __name__ == '__main__':
+    run_cli(main)
