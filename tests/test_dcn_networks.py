@@ -176,10 +176,14 @@ def test_resdcn_head_conv_zero(standin_dcn):
 def test_dla_34_layout(standin_dcn, heads, n_keys, n_params):
     from models.networks import pose_dla_dcn
 
-    model = pose_dla_dcn.get_pose_net(34, heads, head_conv=256)
+    # With ImageNet weights asked for, the base carries the classifier the loader creates (base.fc), as the
+    # original's checkpoints do; without, the layout is the same minus those two keys.
+    bare = _layout(pose_dla_dcn.get_pose_net(34, heads, head_conv=256))
+    model = pose_dla_dcn.get_pose_net(34, heads, head_conv=256, pretrained=True)
     layout = _layout(model)
     assert len(layout) == n_keys and _n_params(model) == n_params
     keys = [k for k, _ in layout]
+    assert [k for k, _ in bare] == [k for k in keys if not k.startswith("base.fc.")]
     d = dict(layout)
     assert d["base.fc.weight"] == (1000, 512, 1, 1) and keys.index("base.fc.bias") == 235
     assert d["dla_up.ida_0.proj_1.conv.weight"] == (256, 512, 3, 3)
@@ -222,7 +226,7 @@ def test_dla_34_through_factory(standin_dcn):
     from models.model import create_model
 
     model = create_model("dla_34", CTDET, 256)
-    assert len(model.state_dict()) == 400
+    assert len(model.state_dict()) == 398  # no base.fc without ImageNet weights
     out = _run(model)
     assert tuple(out["hm"].shape) == (1, 80, 16, 16)
 
@@ -274,7 +278,7 @@ def test_dla_imagenet_from_cache(standin_dcn, tmp_path, monkeypatch):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(1)
-    src = pose_dla_dcn.dla34(pretrained=False)
+    src = pose_dla_dcn.dla34(pretrained=False, with_fc=True)  # an ImageNet file has the classifier
     for p in src.parameters():
         nn.init.normal_(p)
     ckpt = tmp_path / "hub" / "checkpoints"

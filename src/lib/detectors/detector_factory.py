@@ -1,11 +1,11 @@
-"""Task name -> detector class (multi_pose and ddd are imported on first use)."""
+"""Task name -> detector class."""
 from __future__ import annotations
 
-from utils.utils import LazyRegistry
+from utils.registry import LazyRegistry
 
-from .ctdet import CtdetDetector
-from .exdet import ExdetDetector
-
-detector_factory = LazyRegistry(
-    {'exdet': ExdetDetector, 'ctdet': CtdetDetector},
-    {'ddd': ('detectors.ddd', 'DddDetector'), 'multi_pose': ('detectors.multi_pose', 'MultiPoseDetector')})
+detector_factory = LazyRegistry("task", {
+    'exdet': 'detectors.exdet:ExdetDetector',
+    'ddd': 'detectors.ddd:DddDetector',
+    'ctdet': 'detectors.ctdet:CtdetDetector',
+    'multi_pose': 'detectors.multi_pose:MultiPoseDetector',
+})

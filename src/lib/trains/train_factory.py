@@ -1,11 +1,11 @@
-"""Task name -> trainer class (multi_pose and ddd are imported on first use)."""
+"""Task name -> trainer class."""
 from __future__ import annotations
 
-from utils.utils import LazyRegistry
+from utils.registry import LazyRegistry
 
-from .ctdet import CtdetTrainer
-from .exdet import ExdetTrainer
-
-train_factory = LazyRegistry(
-    {'exdet': ExdetTrainer, 'ctdet': CtdetTrainer},
-    {'multi_pose': ('trains.multi_pose', 'MultiPoseTrainer'), 'ddd': ('trains.ddd', 'DddTrainer')})
+train_factory = LazyRegistry("task", {
+    'exdet': 'trains.exdet:ExdetTrainer',
+    'ctdet': 'trains.ctdet:CtdetTrainer',
+    'multi_pose': 'trains.multi_pose:MultiPoseTrainer',
+    'ddd': 'trains.ddd:DddTrainer',
+})

@@ -1,9 +1,7 @@
 """Small shared helpers for the entry scripts: running averages and device selection."""
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Mapping
 
 import torch
 
@@ -46,34 +44,3 @@ def select_device(opt) -> torch.device:
         raise UserError(f'--gpus {gpus_str}: only {count} CUDA device(s) visible; '
                         f'name at most {count} GPU(s) or use --gpus -1 for CPU')
     return torch.device('cuda')
-
-
-class LazyRegistry(Mapping):
-    """A read-mostly dict whose `lazy` entries (name -> (module, attribute)) are imported on first lookup.
-
-    Keeps optional tasks (and their heavier imports) out of the import of the registry itself."""
-
-    def __init__(self, eager: dict, lazy: dict | None = None) -> None:
-        self._items = dict(eager)
-        self._lazy = dict(lazy or {})
-        self._order = list(self._items) + [k for k in self._lazy if k not in self._items]
-
-    def __getitem__(self, key):
-        if key not in self._items and key in self._lazy:
-            module, name = self._lazy[key]
-            self._items[key] = getattr(importlib.import_module(module), name)
-        return self._items[key]
-
-    def __setitem__(self, key, value) -> None:
-        self._items[key] = value
-        if key not in self._order:
-            self._order.append(key)
-
-    def __iter__(self):
-        return iter(self._order)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def __contains__(self, key) -> bool:
-        return key in self._items or key in self._lazy
