@@ -216,7 +216,13 @@ def grayscale(image: np.ndarray) -> np.ndarray:
 def lighting_(data_rng: np.random.RandomState, image: np.ndarray, alphastd: float, eigval, eigvec) -> None:
     """PCA lighting noise: add eigvec @ (eigval * N(0, alphastd)) to every pixel, in place."""
     alpha = data_rng.normal(scale=alphastd, size=(3,))
-    image += np.dot(eigvec, eigval * alpha)
+    delta = np.dot(eigvec, eigval * alpha)
+    if image.ndim == 3 and image.flags.c_contiguous and delta.shape == image.shape[2:]:
+        # same additions over rows of W*C values: far faster than numpy's inner loop over 3 channels
+        rows = image.reshape(image.shape[0], -1)
+        rows += np.tile(delta, image.shape[1])
+    else:
+        image += delta
 
 
 def blend_(alpha: float, image1: np.ndarray, image2) -> None:

@@ -44,12 +44,21 @@ def load_image_and_anns(ds, index: int):
 def normalize_input(inp_u8: np.ndarray, mean: np.ndarray, std: np.ndarray, rng=None, eig_val=None,
                     eig_vec=None) -> np.ndarray:
     """uint8 HWC crop -> float32 CHW network input; colour augmentation first when `rng` is given."""
-    inp = inp_u8.astype(np.float32) / 255.
+    inp = np.divide(inp_u8, 255., dtype=np.float32)  # one pass, same values as astype(float32) / 255.
     if rng is not None:
         color_aug(rng, inp, eig_val, eig_vec)
-    inp -= mean
-    inp /= std
+    # per-channel mean/std over rows of W*C values: the same element-wise arithmetic as broadcasting
+    # over the channel axis, but numpy's inner loop then runs W*C long instead of 3 (several times faster)
+    height, width, channels = inp.shape
+    rows = inp.reshape(height, width * channels)
+    rows -= _channel_row(mean, width, channels)
+    rows /= _channel_row(std, width, channels)
     return inp.transpose(2, 0, 1)
+
+
+def _channel_row(v: np.ndarray, width: int, channels: int) -> np.ndarray:
+    """Per-channel values (any shape broadcastable to C) repeated along one image row (W*C values)."""
+    return np.tile(np.broadcast_to(np.asarray(v).reshape(-1), (channels,)), width)
 
 
 def mse_sigma(opt, radius: int):

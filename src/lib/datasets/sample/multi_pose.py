@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import torch.utils.data as data
 
+from datasets.sample.ctdet import normalize_input
 from utils.errors import UserError
 from utils.image import (
     affine_transform,
     affine_transform_pts,
-    color_aug,
     draw_dense_reg,
     draw_msra_gaussian,
     draw_umich_gaussian,
@@ -102,10 +102,9 @@ class MultiPoseDataset(data.Dataset):
         input_res = opt.input_res
         trans_input = get_affine_transform(c, s, rot, [input_res, input_res])
         inp = cv2.warpAffine(img, trans_input, (input_res, input_res), flags=cv2.INTER_LINEAR)
-        inp = inp.astype(np.float32) / 255.0
-        if self.split == "train" and not opt.no_color_aug:
-            color_aug(self._data_rng, inp, self._eig_val, self._eig_vec)
-        inp = ((inp - self.mean) / self.std).transpose(2, 0, 1)
+        augment = self.split == "train" and not opt.no_color_aug
+        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
+                              self._eig_val, self._eig_vec)
 
         output_res = opt.output_res
         num_joints = self.num_joints
