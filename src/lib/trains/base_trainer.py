@@ -17,10 +17,11 @@ class ModelWithLoss(torch.nn.Module):
         super().__init__()
         self.model = model
         self.loss = loss
+        self.memory_format = torch.contiguous_format
 
     def forward(self, batch: dict):
         """Return (last stack's outputs, total loss, loss stats)."""
-        outputs = self.model(batch['input'])
+        outputs = self.model(batch['input'].contiguous(memory_format=self.memory_format))
         loss, loss_stats = self.loss(outputs, batch)
         return outputs[-1], loss, loss_stats
 
@@ -53,6 +54,10 @@ class BaseTrainer:
                 self.model_with_loss = torch.nn.DataParallel(self.model_with_loss, device_ids=gpus).to(device)
         else:
             self.model_with_loss = self.model_with_loss.to(device)
+            if torch.device(device).type == 'cpu':
+                # oneDNN convolutions run about 20% faster on NHWC tensors; the weights' values are unchanged
+                self.model_with_loss.to(memory_format=torch.channels_last)
+                self.model_with_loss.memory_format = torch.channels_last
         if self.optimizer is not None:
             for state in self.optimizer.state.values():
                 for k, v in state.items():
