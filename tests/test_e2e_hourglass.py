@@ -17,7 +17,7 @@ def run(args):
     return proc.stdout
 
 
-@pytest.mark.parametrize("task,kind,dataset", [("ctdet", "det", "synth")])
+@pytest.mark.parametrize("task,kind,dataset", [("ctdet", "det", "synth"), ("multi_pose", "hp", "synth_hp")])
 def test_hourglass_train_and_test_on_cpu(tmp_path, task, kind, dataset):
     run([os.path.join("tools", "gen_synthetic.py"), "--kind", kind, "--out", str(tmp_path / "data" / dataset),
          "--train", "2", "--val", "1", "--seed", "3"])
