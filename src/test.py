@@ -64,6 +64,27 @@ def _worker_error(e: UserError) -> UserError:
     return UserError(last.split(marker, 1)[1] if marker in last else last)
 
 
+def _evaluate(opt, dataset, runs, show_last: bool) -> None:
+    """Collect the (img_id, detector.run result) pairs of `runs` under a progress bar, then evaluate them.
+
+    show_last: the bar shows each time's last value and average (prefetch loop) or the average only.
+    """
+    results = {}
+    num_iters = len(dataset)
+    bar = Bar(f'{opt.exp_id}', max=num_iters)
+    avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
+    for ind, (img_id, ret) in enumerate(runs):
+        results[img_id] = ret['results']
+        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        for t, meter in avg_time_stats.items():
+            meter.update(ret[t])
+            suffix += f'|{t} {meter.val:.3f}s ({meter.avg:.3f}s) ' if show_last else f'|{t} {meter.avg:.3f} '
+        bar.suffix = suffix
+        bar.next()
+    bar.finish()
+    dataset.run_eval(results, opt.save_dir)
+
+
 def prefetch_test(opt) -> None:
     """Test with image loading and pre-processing in a DataLoader worker."""
     opt, dataset, detector = _setup(opt)
@@ -71,52 +92,33 @@ def prefetch_test(opt) -> None:
         PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
         pin_memory=opt.device.type == 'cuda')
 
-    results = {}
-    num_iters = len(dataset)
-    bar = Bar(f'{opt.exp_id}', max=num_iters)
-    avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
-    it = iter(data_loader)
-    for ind in range(num_iters):
-        try:
-            img_id, pre_processed_images = next(it)
-        except UserError as e:
-            raise _worker_error(e) from None
-        ret = detector.run(pre_processed_images)
-        results[img_id.numpy().astype(np.int32)[0]] = ret['results']
-        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
-        for t, meter in avg_time_stats.items():
-            meter.update(ret[t])
-            suffix += f'|{t} {meter.val:.3f}s ({meter.avg:.3f}s) '
-        bar.suffix = suffix
-        bar.next()
-    bar.finish()
-    dataset.run_eval(results, opt.save_dir)
+    def runs():
+        it = iter(data_loader)
+        for _ in range(len(dataset)):
+            try:
+                img_id, pre_processed_images = next(it)
+            except UserError as e:
+                raise _worker_error(e) from None
+            yield img_id.numpy().astype(np.int32)[0], detector.run(pre_processed_images)
+
+    _evaluate(opt, dataset, runs(), show_last=True)
 
 
 def test(opt) -> None:
     """Test image by image in this process (--not_prefetch_test)."""
     opt, dataset, detector = _setup(opt)
-    results = {}
-    num_iters = len(dataset)
-    bar = Bar(f'{opt.exp_id}', max=num_iters)
-    avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
-    for ind in range(num_iters):
-        img_id = dataset.images[ind]
-        img_info = dataset.coco.loadImgs(ids=[img_id])[0]
-        img_path = os.path.join(dataset.img_dir, img_info['file_name'])
-        if opt.task == 'ddd':
-            ret = detector.run(img_path, img_info['calib'])
-        else:
-            ret = detector.run(img_path)
-        results[img_id] = ret['results']
-        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
-        for t, meter in avg_time_stats.items():
-            meter.update(ret[t])
-            suffix += f'|{t} {meter.avg:.3f} '
-        bar.suffix = suffix
-        bar.next()
-    bar.finish()
-    dataset.run_eval(results, opt.save_dir)
+
+    def runs():
+        for ind in range(len(dataset)):
+            img_id = dataset.images[ind]
+            img_info = dataset.coco.loadImgs(ids=[img_id])[0]
+            img_path = os.path.join(dataset.img_dir, img_info['file_name'])
+            if opt.task == 'ddd':
+                yield img_id, detector.run(img_path, img_info['calib'])
+            else:
+                yield img_id, detector.run(img_path)
+
+    _evaluate(opt, dataset, runs(), show_last=False)
 
 
 def main() -> None:

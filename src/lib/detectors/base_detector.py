@@ -27,6 +27,23 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
+def denormalize_input(images: torch.Tensor, i: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Batch item i of the network input -> uint8 BGR image."""
+    img = images[i].detach().cpu().numpy().transpose(1, 2, 0)
+    return np.clip((img * std + mean) * 255, 0, 255).astype(np.uint8)
+
+
+def get_soft_nms(variant: str = 'soft_nms'):
+    """The compiled soft-NMS function `variant` of external.nms, or a UserError explaining how to build it."""
+    try:
+        from external import nms
+
+        return getattr(nms, variant)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f'external.nms: soft-NMS is not built ({e}); run `make -C src/lib/external` '
+                        'or drop --nms and extra --test_scales') from e
+
+
 def vis_out_dir(opt) -> str:
     """Folder where visualisations go when there is no display (--demo_out_dir, else <save_dir>/demo)."""
     out = getattr(opt, 'demo_out_dir', '') or ''
@@ -113,6 +130,30 @@ class BaseDetector:
     def show_results(self, debugger: Debugger, image: np.ndarray, results) -> None:
         """Draw and show the final results (--debug >= 1)."""
         raise NotImplementedError
+
+    def _blend_pred(self, debugger: Debugger, images: torch.Tensor, output: dict, name: str) -> np.ndarray:
+        """The first network input as an image, with the predicted `hm` blended over it as `name`; returns it."""
+        img = denormalize_input(images, 0, self.mean, self.std)
+        pred = debugger.gen_colormap(output['hm'][0].detach().cpu().numpy())
+        debugger.add_blend_img(img, pred, name)
+        return img
+
+    @staticmethod
+    def _add_boxes(debugger: Debugger, img: np.ndarray, rows: np.ndarray, thresh: float, img_id: str) -> None:
+        """`img` as `img_id` with the boxes of rows [x1, y1, x2, y2, score, ..., class] scoring above `thresh`."""
+        debugger.add_img(img, img_id=img_id)
+        for row in rows:
+            if row[4] > thresh:
+                debugger.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
+
+    def _show_class_boxes(self, debugger: Debugger, image: np.ndarray, results: dict, img_id: str) -> None:
+        """Show the per-class boxes {class: rows [x1, y1, x2, y2, score]} above vis_thresh on the original image."""
+        debugger.add_img(image, img_id=img_id)
+        for j in range(1, self.num_classes + 1):
+            for bbox in results[j]:
+                if bbox[4] > self.opt.vis_thresh:
+                    debugger.add_coco_bbox(bbox[:4], j - 1, bbox[4], img_id=img_id)
+        debugger.show_all_imgs(pause=self.pause)
 
     def _make_debugger(self, prefix: str) -> Debugger:
         opt = self.opt

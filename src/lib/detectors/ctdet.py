@@ -9,20 +9,11 @@ import torch
 from models.decode import ctdet_decode
 from models.utils import flip_merge
 from utils.debugger import Debugger
-from utils.errors import UserError
 from utils.post_process import ctdet_post_process
 
-from .base_detector import BaseDetector
+from .base_detector import BaseDetector, denormalize_input, get_soft_nms
 
-
-def get_soft_nms():
-    """The compiled soft-NMS, or a UserError explaining how to build it."""
-    try:
-        from external.nms import soft_nms
-    except ImportError as e:
-        raise UserError(f'external.nms: soft-NMS is not built ({e}); run `make -C src/lib/external` '
-                        'or drop --nms and extra --test_scales') from e
-    return soft_nms
+__all__ = ['CtdetDetector', 'denormalize_input', 'get_soft_nms', 'keep_top_scores']
 
 
 def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> dict:
@@ -34,12 +25,6 @@ def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> di
         for j in results:
             results[j] = results[j][results[j][:, score_col] >= thresh]
     return results
-
-
-def denormalize_input(images: torch.Tensor, i: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Batch item i of the network input -> uint8 BGR image."""
-    img = images[i].detach().cpu().numpy().transpose(1, 2, 0)
-    return np.clip((img * std + mean) * 255, 0, 255).astype(np.uint8)
 
 
 class CtdetDetector(BaseDetector):
@@ -96,21 +81,9 @@ class CtdetDetector(BaseDetector):
         """Predicted heatmap and boxes above center_thresh in network-input coordinates."""
         detection = dets.detach().cpu().numpy().copy()
         detection[:, :, :4] *= self.opt.down_ratio
-        i = 0
-        img = denormalize_input(images, i, self.mean, self.std)
-        pred = debugger.gen_colormap(output['hm'][i].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, f'pred_hm_{scale:.1f}')
-        img_id = f'out_pred_{scale:.1f}'
-        debugger.add_img(img, img_id=img_id)
-        for k in range(len(detection[i])):
-            if detection[i, k, 4] > self.opt.center_thresh:
-                debugger.add_coco_bbox(detection[i, k, :4], detection[i, k, -1], detection[i, k, 4], img_id=img_id)
+        img = self._blend_pred(debugger, images, output, f'pred_hm_{scale:.1f}')
+        self._add_boxes(debugger, img, detection[0], self.opt.center_thresh, f'out_pred_{scale:.1f}')
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'ctdet')."""
-        debugger.add_img(image, img_id='ctdet')
-        for j in range(1, self.num_classes + 1):
-            for bbox in results[j]:
-                if bbox[4] > self.opt.vis_thresh:
-                    debugger.add_coco_bbox(bbox[:4], j - 1, bbox[4], img_id='ctdet')
-        debugger.show_all_imgs(pause=self.pause)
+        self._show_class_boxes(debugger, image, results, 'ctdet')

@@ -14,7 +14,6 @@ from utils.image import get_affine_transform
 from utils.post_process import ddd_post_process
 
 from .base_detector import BaseDetector
-from .ctdet import denormalize_input
 
 # KITTI's typical P2 (used when no calibration is given, e.g. by demo.py)
 DEFAULT_CALIB = np.array([[707.0493, 0, 604.0814, 45.75831],
@@ -89,9 +88,7 @@ class DddDetector(BaseDetector):
               scale: float = 1) -> None:
         """Predicted heatmap and centres (with 2D boxes when regressed) in network-input coordinates."""
         detection = dets.detach().cpu().numpy()
-        img = denormalize_input(images, 0, self.mean, self.std)
-        pred = debugger.gen_colormap(output['hm'][0].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, 'pred_hm')
+        img = self._blend_pred(debugger, images, output, 'pred_hm')
         debugger.add_ct_detection(img, detection[0], show_box=self.opt.reg_bbox, center_thresh=self.opt.vis_thresh,
                                   img_id='det_pred')
 

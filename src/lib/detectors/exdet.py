@@ -14,8 +14,8 @@ from models.decode import agnex_ct_decode, exct_decode
 from utils.debugger import Debugger
 from utils.image import transform_preds
 
-from .base_detector import BaseDetector
-from .ctdet import denormalize_input, get_soft_nms, keep_top_scores
+from .base_detector import BaseDetector, denormalize_input, get_soft_nms
+from .ctdet import keep_top_scores
 
 # Row layout: [l.x, t.y, r.x, b.y, score, t.x, t.y, l.x, l.y, b.x, b.y, r.x, r.y, class].
 _X_COLS = [0, 2, 5, 7, 9, 11]
@@ -101,17 +101,8 @@ class ExdetDetector(BaseDetector):
             else:
                 debugger.add_blend_img(img, pred, f'pred_{p}_{scale:.1f}')
         debugger.add_blend_img(img, pred_hm, f'pred_{scale:.1f}')
-        img_id = f'out_{scale:.1f}'
-        debugger.add_img(img, img_id=img_id)
-        for k in range(len(detection[i])):
-            if detection[i, k, 4] > 0.01:
-                debugger.add_coco_bbox(detection[i, k, :4], detection[i, k, -1], detection[i, k, 4], img_id=img_id)
+        self._add_boxes(debugger, img, detection[i], 0.01, f'out_{scale:.1f}')
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'exdet')."""
-        debugger.add_img(image, img_id='exdet')
-        for j in range(1, self.num_classes + 1):
-            for bbox in results[j]:
-                if bbox[4] > self.opt.vis_thresh:
-                    debugger.add_coco_bbox(bbox[:4], j - 1, bbox[4], img_id='exdet')
-        debugger.show_all_imgs(pause=self.pause)
+        self._show_class_boxes(debugger, image, results, 'exdet')

@@ -8,21 +8,14 @@ import torch
 
 from models.decode import multi_pose_decode
 from models.utils import flip_merge, flip_merge_lr, flip_merge_lr_off
-from utils.errors import UserError
 from utils.post_process import multi_pose_post_process
 
-from .base_detector import BaseDetector
-from .ctdet import denormalize_input
+from .base_detector import BaseDetector, get_soft_nms
 
 
 def _soft_nms_39():
     """The compiled soft-NMS for 39-column rows, or a UserError explaining how to build it."""
-    try:
-        from external.nms import soft_nms_39
-    except ImportError as e:
-        raise UserError(f"external.nms: soft-NMS is not built ({e}); run `make -C src/lib/external` "
-                        "or drop --nms and extra --test_scales") from e
-    return soft_nms_39
+    return get_soft_nms("soft_nms_39")
 
 
 class MultiPoseDetector(BaseDetector):
@@ -84,9 +77,7 @@ class MultiPoseDetector(BaseDetector):
 
     def debug(self, debugger, images: torch.Tensor, dets: torch.Tensor, output: dict, scale: float = 1) -> None:
         """Blend the predicted centre and joint heatmaps over the network input."""
-        img = denormalize_input(images, 0, self.mean, self.std)
-        pred = debugger.gen_colormap(output["hm"][0].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, "pred_hm")
+        img = self._blend_pred(debugger, images, output, "pred_hm")
         if self.opt.hm_hp:
             pred = debugger.gen_colormap_hp(output["hm_hp"][0].detach().cpu().numpy())
             debugger.add_blend_img(img, pred, "pred_hmhp")

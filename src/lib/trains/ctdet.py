@@ -38,6 +38,43 @@ def denormalize(img_chw: torch.Tensor, opt, clip: bool = True) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8) if clip else img.astype(np.uint8)
 
 
+def new_debugger(opt, iter_id: int) -> Debugger:
+    """Debugger for a training-time visualisation of iteration `iter_id`."""
+    debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
+                        out_dir=opt.debug_dir)
+    debugger.out_prefix = f'{iter_id}'
+    return debugger
+
+
+def blend_heatmaps(debugger: Debugger, img: np.ndarray, output: dict, batch: dict, names: tuple[str, str],
+                   key: str = 'hm', i: int = 0) -> None:
+    """Predicted and target heatmaps `key` of sample i blended over `img`, as images names[0] / names[1]."""
+    pred = debugger.gen_colormap(output[key][i].detach().cpu().numpy())
+    gt = debugger.gen_colormap(batch[key][i].detach().cpu().numpy())
+    debugger.add_blend_img(img, pred, names[0])
+    debugger.add_blend_img(img, gt, names[1])
+
+
+def draw_pred_and_gt(debugger: Debugger, img: np.ndarray, dets: np.ndarray, dets_gt: np.ndarray, thresh: float,
+                     with_pose: bool = False) -> None:
+    """Boxes (and skeletons) scoring above `thresh` on 'out_pred' (predictions) and 'out_gt' (targets)."""
+    for img_id, rows in (('out_pred', dets), ('out_gt', dets_gt)):
+        debugger.add_img(img, img_id=img_id)
+        for row in rows:
+            if row[4] > thresh:
+                debugger.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
+                if with_pose:
+                    debugger.add_coco_hp(row[5:39], img_id=img_id)
+
+
+def finish_debug(debugger: Debugger, opt, iter_id: int) -> None:
+    """Save the visualisation (--debug 4) or show it and wait for a key."""
+    if opt.debug == 4:
+        debugger.save_all_imgs(opt.debug_dir, prefix=f'{iter_id}')
+    else:
+        debugger.show_all_imgs(pause=True)
+
+
 class CtdetLoss(torch.nn.Module):
     """Focal (or MSE) heatmap loss + size + offset regression, averaged over the stacks."""
 
@@ -112,24 +149,11 @@ class CtdetTrainer(BaseTrainer):
         dets[:, :, :4] *= opt.down_ratio
         dets_gt = batch['meta']['gt_det'].numpy().reshape(1, -1, dets.shape[2]).copy()
         dets_gt[:, :, :4] *= opt.down_ratio
-        i = 0
-        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
-                            out_dir=opt.debug_dir)
-        debugger.out_prefix = f'{iter_id}'
-        img = denormalize(batch['input'][i], opt)
-        pred = debugger.gen_colormap(output['hm'][i].detach().cpu().numpy())
-        gt = debugger.gen_colormap(batch['hm'][i].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, 'pred_hm')
-        debugger.add_blend_img(img, gt, 'gt_hm')
-        for img_id, boxes in (('out_pred', dets[i]), ('out_gt', dets_gt[i])):
-            debugger.add_img(img, img_id=img_id)
-            for box in boxes:
-                if box[4] > opt.center_thresh:
-                    debugger.add_coco_bbox(box[:4], box[-1], box[4], img_id=img_id)
-        if opt.debug == 4:
-            debugger.save_all_imgs(opt.debug_dir, prefix=f'{iter_id}')
-        else:
-            debugger.show_all_imgs(pause=True)
+        debugger = new_debugger(opt, iter_id)
+        img = denormalize(batch['input'][0], opt)
+        blend_heatmaps(debugger, img, output, batch, ('pred_hm', 'gt_hm'))
+        draw_pred_and_gt(debugger, img, dets[0], dets_gt[0], opt.center_thresh)
+        finish_debug(debugger, opt, iter_id)
 
     def save_result(self, output: dict, batch: dict, results: dict) -> None:
         """Decoded boxes mapped back to the original image, keyed by image id."""

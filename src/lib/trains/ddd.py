@@ -8,11 +8,10 @@ import torch
 from models.decode import ddd_decode
 from models.losses import BinRotLoss, FocalLoss, L1Loss
 from models.utils import _sigmoid
-from utils.debugger import Debugger
 from utils.post_process import ddd_post_process
 
 from .base_trainer import BaseTrainer
-from .ctdet import denormalize, oracle_map
+from .ctdet import blend_heatmaps, denormalize, finish_debug, new_debugger, oracle_map
 
 RESULT_COLS = 13
 
@@ -110,14 +109,9 @@ class DddTrainer(BaseTrainer):
                                    meta['s'].detach().cpu().numpy(), calib, opt)
         i = 0
         image_path = meta['image_path'][i]
-        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
-                            out_dir=opt.debug_dir)
-        debugger.out_prefix = f'{iter_id}'
+        debugger = new_debugger(opt, iter_id)
         img = denormalize(batch['input'][i], opt, clip=False)
-        pred = debugger.gen_colormap(output['hm'][i].detach().cpu().numpy())
-        gt = debugger.gen_colormap(batch['hm'][i].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, 'hm_pred')
-        debugger.add_blend_img(img, gt, 'hm_gt')
+        blend_heatmaps(debugger, img, output, batch, ('hm_pred', 'hm_gt'), i=i)
         debugger.add_ct_detection(img, dets[i], show_box=opt.reg_bbox, center_thresh=opt.center_thresh,
                                   img_id='det_pred')
         debugger.add_ct_detection(img, meta['gt_det'][i].cpu().numpy().copy(), show_box=opt.reg_bbox,
@@ -139,10 +133,7 @@ class DddTrainer(BaseTrainer):
         debugger.compose_vis_add(image_path, dets_pred[i], calib[i], opt.center_thresh, pred_in, bev_id,
                                  img_id='out')
         debugger.imgs.pop('_bev', None)
-        if opt.debug == 4:
-            debugger.save_all_imgs(opt.debug_dir, prefix=f'{iter_id}')
-        else:
-            debugger.show_all_imgs(pause=True)
+        finish_debug(debugger, opt, iter_id)
 
     def save_result(self, output: dict, batch: dict, results: dict) -> None:
         """Post-processed 3D boxes scoring above center_thresh, keyed by image id."""

@@ -7,10 +7,9 @@ import torch
 from models.decode import agnex_ct_decode, exct_decode
 from models.losses import FocalLoss, RegL1Loss
 from models.utils import _sigmoid
-from utils.debugger import Debugger
 
 from .base_trainer import BaseTrainer
-from .ctdet import denormalize
+from .ctdet import denormalize, finish_debug, new_debugger
 
 EXDET_PARTS = ['t', 'l', 'b', 'r', 'c']
 
@@ -63,9 +62,7 @@ class ExdetTrainer(BaseTrainer):
         detections = detections.detach().cpu().numpy()
         detections[:, :, :4] *= opt.input_res / opt.output_res
         i = 0
-        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
-                            out_dir=opt.debug_dir)
-        debugger.out_prefix = f'{iter_id}'
+        debugger = new_debugger(opt, iter_id)
         img = denormalize(batch['input'][i], opt)
         h, w = img.shape[:2]
         pred_hm = np.zeros((h, w, 3), dtype=np.uint8)
@@ -86,7 +83,4 @@ class ExdetTrainer(BaseTrainer):
         for det in detections[i]:
             if det[4] > 0.1:
                 debugger.add_coco_bbox(det[:4], det[-1], det[4], img_id='out')
-        if opt.debug == 4:
-            debugger.save_all_imgs(opt.debug_dir, prefix=f'{iter_id}')
-        else:
-            debugger.show_all_imgs(pause=True)
+        finish_debug(debugger, opt, iter_id)

@@ -6,11 +6,10 @@ import torch
 from models.decode import multi_pose_decode
 from models.losses import FocalLoss, RegWeightedL1Loss
 from models.utils import _sigmoid
-from utils.debugger import Debugger
 from utils.post_process import multi_pose_post_process
 
 from .base_trainer import BaseTrainer
-from .ctdet import denormalize, make_reg_crit, oracle_map
+from .ctdet import blend_heatmaps, denormalize, draw_pred_and_gt, finish_debug, make_reg_crit, new_debugger, oracle_map
 
 LOSS_STATS = ["loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss", "wh_loss", "off_loss"]
 
@@ -110,29 +109,16 @@ class MultiPoseTrainer(BaseTrainer):
         dets_gt[:, :, :4] *= ratio
         dets_gt[:, :, 5:39] *= ratio
         i = 0
-        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
-                            out_dir=opt.debug_dir)
-        debugger.out_prefix = f"{iter_id}"
+        debugger = new_debugger(opt, iter_id)
         img = denormalize(batch["input"][i], opt)
-        pred = debugger.gen_colormap(output["hm"][i].detach().cpu().numpy())
-        gt = debugger.gen_colormap(batch["hm"][i].detach().cpu().numpy())
-        debugger.add_blend_img(img, pred, "pred_hm")
-        debugger.add_blend_img(img, gt, "gt_hm")
-        for img_id, rows in (("out_pred", dets[i]), ("out_gt", dets_gt[i])):
-            debugger.add_img(img, img_id=img_id)
-            for row in rows:
-                if row[4] > opt.center_thresh:
-                    debugger.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
-                    debugger.add_coco_hp(row[5:39], img_id=img_id)
+        blend_heatmaps(debugger, img, output, batch, ("pred_hm", "gt_hm"))
+        draw_pred_and_gt(debugger, img, dets[i], dets_gt[i], opt.center_thresh, with_pose=True)
         if opt.hm_hp:
             pred = debugger.gen_colormap_hp(output["hm_hp"][i].detach().cpu().numpy())
             gt = debugger.gen_colormap_hp(batch["hm_hp"][i].detach().cpu().numpy())
             debugger.add_blend_img(img, pred, "pred_hmhp")
             debugger.add_blend_img(img, gt, "gt_hmhp")
-        if opt.debug == 4:
-            debugger.save_all_imgs(opt.debug_dir, prefix=f"{iter_id}")
-        else:
-            debugger.show_all_imgs(pause=True)
+        finish_debug(debugger, opt, iter_id)
 
     def save_result(self, output: dict, batch: dict, results: dict) -> None:
         """Decode and map back the prediction of a batch-1 sample into results[img_id]."""

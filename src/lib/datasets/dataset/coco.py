@@ -1,65 +1,30 @@
 """COCO 2017 detection (80 classes): paths, class tables, result conversion and COCO evaluation."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pycocotools.coco as coco
-import torch.utils.data as data
-from pycocotools.cocoeval import COCOeval
 
-from utils.errors import UserError
-from utils.io import atomic_write
+from datasets.dataset.common import (
+    EIG_VAL,
+    EIG_VEC,
+    AnnotatedDataset,
+    _to_float,
+    check_dataset_files,
+    load_coco_api,
+    run_coco_eval,
+)
 
-# PCA lighting figures shared by every dataset (ImageNet RGB eigen-decomposition, applied to BGR as is)
-EIG_VAL = np.array([0.2141788, 0.01817699, 0.00341571], dtype=np.float32)
-EIG_VEC = np.array([
-    [-0.58752847, -0.69563484, 0.41340352],
-    [-0.5832747, 0.00994535, -0.81221408],
-    [-0.56089297, 0.71832671, 0.41158938],
-], dtype=np.float32)
-
-
-def check_dataset_files(annot_path: str, img_dir: str, fix: str) -> None:
-    """Raise a UserError naming the missing annotation file or image folder, with how to get it."""
-    if not os.path.isfile(annot_path):
-        raise UserError(f"{annot_path} not found; {fix}")
-    if not os.path.isdir(img_dir):
-        raise UserError(f"{img_dir} (image folder) not found; {fix}")
-
-
-def load_coco_api(annot_path: str) -> coco.COCO:
-    """pycocotools COCO index of `annot_path`; a corrupt file becomes a UserError."""
-    try:
-        return coco.COCO(annot_path)
-    except (ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{annot_path}: not a COCO annotation file ({type(e).__name__}: {e}); "
-                        "re-download or regenerate it") from None
-
-
-def _to_float(x) -> float:
-    """Two-decimal rounding through text, exactly as the result files are written."""
-    return float(f"{x:.2f}")
+__all__ = ['COCO', 'EIG_VAL', 'EIG_VEC', 'check_dataset_files', 'load_coco_api', 'run_coco_bbox_eval']
 
 
 def run_coco_bbox_eval(coco_gt: coco.COCO, result_json: str):
     """bbox COCOeval of a results.json against `coco_gt`; prints the 12 figures and returns them (or None)."""
-    with open(result_json) as f:
-        dets = json.load(f)
-    if len(dets) == 0:
-        # loadRes cannot index an empty list; with nothing detected every figure would be 0
-        print("no detections: COCO evaluation skipped")
-        return None
-    coco_dets = coco_gt.loadRes(result_json)
-    coco_eval = COCOeval(coco_gt, coco_dets, "bbox")
-    coco_eval.evaluate()
-    coco_eval.accumulate()
-    coco_eval.summarize()
-    return coco_eval.stats
+    return run_coco_eval(coco_gt, result_json, ("bbox",))
 
 
-class COCO(data.Dataset):
+class COCO(AnnotatedDataset):
     """COCO 2017 boxes; the task's sample class (ctdet / exdet) supplies __getitem__."""
 
     num_classes = 80
@@ -89,24 +54,14 @@ class COCO(data.Dataset):
     def __init__(self, opt, split: str):
         super().__init__()
         self.data_dir, self.img_dir, self.annot_path = self._paths(opt, split)
-        self.max_objs = self.max_objs_default
-        self.class_name = list(type(self).class_name)
+        self._init_common(opt, split)
         self._valid_ids = list(type(self)._valid_ids)
         self.cat_ids = {v: i for i, v in enumerate(self._valid_ids)}
         self.voc_color = [(v // 32 * 64 + 64, (v // 8) % 4 * 64, v % 8 * 32)
                           for v in range(1, self.num_classes + 1)]
-        self._data_rng = np.random.RandomState(123)
-        self._eig_val = EIG_VAL.copy()
-        self._eig_vec = EIG_VEC.copy()
-        self.split = split
-        self.opt = opt
 
-        check_dataset_files(self.annot_path, self.img_dir, self.missing_fix)
-        print(f"==> initializing {self._title()} {split} data.")
-        self.coco = load_coco_api(self.annot_path)
-        self.images = self.coco.getImgIds()
-        self.num_samples = len(self.images)
-        print(f"Loaded {split} {self.num_samples} samples")
+        self.coco = self._load_annotations(f"{self._title()} {split}")
+        self._set_images(self.coco.getImgIds(), split)
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
         """(data_dir, img_dir, annot_path) of `split`."""
@@ -122,9 +77,6 @@ class COCO(data.Dataset):
 
     def _title(self) -> str:
         return "coco 2017"
-
-    def _to_float(self, x) -> float:
-        return _to_float(x)
 
     def convert_eval_format(self, all_bboxes: dict) -> list[dict]:
         """{img_id: {cls (1-based): rows x1,y1,x2,y2,score[,extreme pts]}} -> COCO result records.
@@ -154,14 +106,6 @@ class COCO(data.Dataset):
                         detection["extreme_points"] = [_to_float(v) for v in bbox[5:13]]
                     detections.append(detection)
         return detections
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def save_results(self, results: dict, save_dir: str) -> None:
-        """Write <save_dir>/results.json (compact COCO result list) atomically."""
-        with atomic_write(os.path.join(save_dir, "results.json")) as f:
-            json.dump(self.convert_eval_format(results), f)
 
     def run_eval(self, results: dict, save_dir: str):
         """Save results.json and print the 12 COCO bbox figures (returned as an array, None without detections)."""

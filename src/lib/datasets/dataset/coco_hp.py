@@ -1,16 +1,12 @@
 """COCO person keypoints (17 joints) for the multi_pose task."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pycocotools.coco as coco
-import torch.utils.data as data
-from pycocotools.cocoeval import COCOeval
 
-from datasets.dataset.coco import EIG_VAL, EIG_VEC, _to_float, check_dataset_files, load_coco_api
-from utils.io import atomic_write
+from datasets.dataset.common import AnnotatedDataset, _to_float, run_coco_eval
 
 
 def coco_eval_hp(coco_gt: coco.COCO, result_json: str):
@@ -18,24 +14,10 @@ def coco_eval_hp(coco_gt: coco.COCO, result_json: str):
 
     Returns the 10 keypoint figures (None when there is nothing to evaluate).
     """
-    with open(result_json) as f:
-        dets = json.load(f)
-    if len(dets) == 0:
-        # pycocotools' loadRes cannot index an empty list; nothing was detected
-        print("no detections: COCO evaluation skipped")
-        return None
-    coco_dets = coco_gt.loadRes(result_json)
-    stats = None
-    for iou_type in ("keypoints", "bbox"):
-        coco_eval = COCOeval(coco_gt, coco_dets, iou_type)
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-        coco_eval.summarize()
-        stats = coco_eval.stats if stats is None else stats
-    return stats
+    return run_coco_eval(coco_gt, result_json, ("keypoints", "bbox"))
 
 
-class COCOHP(data.Dataset):
+class COCOHP(AnnotatedDataset):
     """COCO 2017 person keypoints; samples come from the multi_pose sample class."""
 
     num_classes = 1
@@ -57,27 +39,16 @@ class COCOHP(data.Dataset):
                       [6, 12], [5, 11], [11, 12], [12, 14], [14, 16], [11, 13], [13, 15]]
         self.acc_idxs = list(range(1, 17))
         self.data_dir, self.img_dir, self.annot_path = self._paths(opt, split)
-        self.max_objs = self.max_objs_default
-        self.class_name = list(type(self).class_name)
+        self._init_common(opt, split)
         self._valid_ids = list(type(self)._valid_ids)
         self.cat_ids = {v: i for i, v in enumerate(self._valid_ids)}
-        self._data_rng = np.random.RandomState(123)
-        self._eig_val = EIG_VAL.copy()
-        self._eig_vec = EIG_VEC.copy()
-        self.split = split
-        self.opt = opt
 
-        check_dataset_files(self.annot_path, self.img_dir, self.missing_fix)
-        print(f"==> initializing {self._title()} {split} data.")
-        self.coco = load_coco_api(self.annot_path)
+        self.coco = self._load_annotations(f"{self._title()} {split}")
         image_ids = self.coco.getImgIds()
         if split == "train":
             # training only uses images with at least one annotation (crowd ones count)
-            self.images = [i for i in image_ids if len(self.coco.getAnnIds(imgIds=[i])) > 0]
-        else:
-            self.images = image_ids
-        self.num_samples = len(self.images)
-        print(f"Loaded {split} {self.num_samples} samples")
+            image_ids = [i for i in image_ids if len(self.coco.getAnnIds(imgIds=[i])) > 0]
+        self._set_images(image_ids, split)
 
     def _title(self) -> str:
         """Name printed when loading."""
@@ -89,9 +60,6 @@ class COCOHP(data.Dataset):
         img_dir = os.path.join(data_dir, f"{split}2017")
         name = "image_info_test-dev2017.json" if split == "test" else f"person_keypoints_{split}2017.json"
         return data_dir, img_dir, os.path.join(data_dir, "annotations", name)
-
-    def __len__(self) -> int:
-        return self.num_samples
 
     def convert_eval_format(self, all_bboxes: dict) -> list[dict]:
         """Detector/trainer results {img_id: {cls: rows of 39}} -> COCO keypoint result records."""
@@ -110,11 +78,6 @@ class COCOHP(data.Dataset):
                         "keypoints": [_to_float(float(v)) for v in kps.reshape(51)],
                     })
         return detections
-
-    def save_results(self, results: dict, save_dir: str) -> None:
-        """Write <save_dir>/results.json atomically."""
-        with atomic_write(os.path.join(save_dir, "results.json")) as f:
-            json.dump(self.convert_eval_format(results), f)
 
     def run_eval(self, results: dict, save_dir: str):
         """Save results.json, print COCO keypoint and bbox evaluation; return the keypoint figures."""

@@ -15,9 +15,8 @@ import os
 import sys
 
 import numpy as np
-import torch.utils.data as data
 
-from datasets.dataset.coco import EIG_VAL, EIG_VEC, check_dataset_files, load_coco_api
+from datasets.dataset.common import AnnotatedDataset
 from utils.errors import UserError
 from utils.io import atomic_write
 
@@ -54,7 +53,7 @@ def load_kitti_evaluator():
     return evaluate
 
 
-class KITTI(data.Dataset):
+class KITTI(AnnotatedDataset):
     """KITTI object boxes with 3D fields; the ddd sample class supplies __getitem__."""
 
     num_classes = 3
@@ -78,22 +77,12 @@ class KITTI(data.Dataset):
         if opt.trainval:
             split = 'trainval' if split == 'train' else 'test'
         self.img_dir, self.annot_path = self._paths(opt, split)
-        self.max_objs = self.max_objs_default
-        self.class_name = list(type(self).class_name)
+        self._init_common(opt, split)
         self.cat_ids = dict(type(self).cat_ids)
-        self._data_rng = np.random.RandomState(123)
-        self._eig_val = EIG_VAL.copy()
-        self._eig_vec = EIG_VEC.copy()
-        self.split = split
-        self.opt = opt
         self.alpha_in_degree = False
 
-        check_dataset_files(self.annot_path, self.img_dir, self.missing_fix)
-        print(f"==> initializing kitti {opt.kitti_split}, {split} data.")
-        self.coco = load_coco_api(self.annot_path)
-        self.images = self.coco.getImgIds()
-        self.num_samples = len(self.images)
-        print(f"Loaded {split} {self.num_samples} samples")
+        self.coco = self._load_annotations(f"kitti {opt.kitti_split}, {split}")
+        self._set_images(self.coco.getImgIds(), split)
 
     def _paths(self, opt, split: str) -> tuple[str, str]:
         """(img_dir, annot_path) of `split` ('trainval' / 'test' when --trainval)."""
@@ -109,12 +98,6 @@ class KITTI(data.Dataset):
     def label_dir(self) -> str:
         """Ground-truth KITTI label folder used by run_eval."""
         return os.path.join(self.data_dir, 'training', 'label_2')
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def _to_float(self, x) -> float:
-        return float(f"{x:.2f}")
 
     def convert_eval_format(self, all_bboxes):
         """Nothing to convert: KITTI results are written as label files (as the original, returns None)."""

@@ -1,11 +1,10 @@
 """Synthetic shapes detection set (6 classes) in COCO json layout under data/synth (no download needed)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from datasets.dataset.coco import COCO
+from datasets.dataset.common import synthetic_paths
 from datasets.synthetic.shapes import CLASS_NAMES, split_paths
 
 
@@ -24,11 +23,8 @@ class Synth(COCO):
                    "`python src/tools/gen_synthetic.py --kind det --out data/synth`")
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
-        # the generated set has full ground truth for val, so 'test' (--trainval) evaluates on val;
         # the json carries extreme points too, so exdet reads the same file
-        data_dir = os.path.join(opt.data_dir, 'synth')
-        img_dir, annot_path = split_paths(data_dir, 'train' if split == 'train' else 'val')
-        return data_dir, img_dir, annot_path
+        return synthetic_paths(opt, 'synth', split, split_paths)
 
     def _title(self) -> str:
         return "synth"

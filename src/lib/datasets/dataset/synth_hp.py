@@ -1,11 +1,10 @@
 """Synthetic people keypoint set (COCO person_keypoints layout) under data/synth_hp (no download needed)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from datasets.dataset.coco_hp import COCOHP
+from datasets.dataset.common import synthetic_paths
 from datasets.synthetic.people import split_paths
 
 
@@ -19,10 +18,7 @@ class SynthHP(COCOHP):
     missing_fix = "generate it with `python src/tools/gen_synthetic.py --kind hp --out data/synth_hp`"
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
-        # val has full ground truth, so 'test' evaluates on val
-        data_dir = os.path.join(opt.data_dir, "synth_hp")
-        img_dir, annot_path = split_paths(data_dir, "train" if split == "train" else "val")
-        return data_dir, img_dir, annot_path
+        return synthetic_paths(opt, "synth_hp", split, split_paths)
 
     def _title(self) -> str:
         return "synth_hp"

@@ -1,90 +1,23 @@
 """ctdet training samples: augmented input, center heatmaps, sizes, offsets (algorithms.md 4.1)."""
 from __future__ import annotations
 
-import os
-
-import cv2
 import numpy as np
-import torch.utils.data as data
 
-from utils.errors import UserError
+from datasets.sample.common import SampleDataset, load_image_and_anns, mse_sigma
 from utils.image import (
     affine_transform_pts,
-    color_aug,
     draw_dense_reg,
     draw_msra_gaussian,
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
-    msra_sigma,
 )
 
-# random-crop scale factors 0.6 .. 1.3 (np.arange keeps the reference's exact float steps)
-_CROP_SCALES = np.arange(0.6, 1.4, 0.1)
+__all__ = ['CTDetDataset', 'mse_sigma']
 
 
-def read_image(path: str) -> np.ndarray:
-    """cv2.imread that raises a UserError naming the file instead of returning None."""
-    img = cv2.imread(path)
-    if img is None:
-        why = "missing" if not os.path.exists(path) else "unreadable (not an image?)"
-        raise UserError(f"{path}: image {why}; restore the file or regenerate the dataset")
-    return img
-
-
-def load_image_and_anns(ds, index: int):
-    """(img_id, image path, BGR image, annotations truncated to max_objs) of sample `index`."""
-    img_id = ds.images[index]
-    file_name = ds.coco.loadImgs(ids=[img_id])[0]['file_name']
-    img_path = os.path.join(ds.img_dir, file_name)
-    anns = ds.coco.loadAnns(ids=ds.coco.getAnnIds(imgIds=[img_id]))[:ds.max_objs]
-    return img_id, img_path, read_image(img_path), anns
-
-
-def normalize_input(inp_u8: np.ndarray, mean: np.ndarray, std: np.ndarray, rng=None, eig_val=None,
-                    eig_vec=None) -> np.ndarray:
-    """uint8 HWC crop -> float32 CHW network input; colour augmentation first when `rng` is given."""
-    inp = np.divide(inp_u8, 255., dtype=np.float32)  # one pass, same values as astype(float32) / 255.
-    if rng is not None:
-        color_aug(rng, inp, eig_val, eig_vec)
-    # per-channel mean/std over rows of W*C values: the same element-wise arithmetic as broadcasting
-    # over the channel axis, but numpy's inner loop then runs W*C long instead of 3 (several times faster)
-    height, width, channels = inp.shape
-    rows = inp.reshape(height, width * channels)
-    rows -= _channel_row(mean, width, channels)
-    rows /= _channel_row(std, width, channels)
-    return inp.transpose(2, 0, 1)
-
-
-def _channel_row(v: np.ndarray, width: int, channels: int) -> np.ndarray:
-    """Per-channel values (any shape broadcastable to C) repeated along one image row (W*C values)."""
-    return np.tile(np.broadcast_to(np.asarray(v).reshape(-1), (channels,)), width)
-
-
-def mse_sigma(opt, radius: int):
-    """Sigma of the MSRA gaussian drawn with --mse_loss.
-
-    The original reads opt.hm_gauss, an option it never defines (AttributeError). Honour it when
-    something sets it; otherwise derive an integer sigma from the object's gaussian radius (the umich
-    gaussian's (2r+1)/6, at least 1). Like the original, that sigma is also the dense_wh radius.
-    """
-    hm_gauss = getattr(opt, 'hm_gauss', None)
-    if hm_gauss is not None and hm_gauss > 0:
-        return hm_gauss
-    return msra_sigma(radius)
-
-
-class CTDetDataset(data.Dataset):
+class CTDetDataset(SampleDataset):
     """Sample half of a ctdet dataset class: combined with COCO / PascalVOC / ... by get_dataset."""
-
-    def _coco_box_to_bbox(self, box):
-        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
-
-    def _get_border(self, border: int, size: int) -> int:
-        i = 1
-        while size - border // i <= border // i:
-            i *= 2
-        return border // i
 
     def __getitem__(self, index: int) -> dict:
         opt = self.opt
@@ -103,28 +36,9 @@ class CTDetDataset(data.Dataset):
 
         flipped = False
         if self.split == 'train':
-            # random draws in the reference's order: scale, centre x, centre y, flip
-            if not opt.not_rand_crop:
-                s = s * np.random.choice(_CROP_SCALES)
-                w_border = self._get_border(128, width)
-                h_border = self._get_border(128, height)
-                c[0] = np.random.randint(low=w_border, high=width - w_border)
-                c[1] = np.random.randint(low=h_border, high=height - h_border)
-            else:
-                sf, cf = opt.scale, opt.shift
-                c[0] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-                c[1] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-                s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
-            if np.random.random() < opt.flip:
-                flipped = True
-                img = img[:, ::-1, :]
-                c[0] = width - c[0] - 1
-
-        trans_input = get_affine_transform(c, s, 0, [input_w, input_h])
-        inp = cv2.warpAffine(img, trans_input, (input_w, input_h), flags=cv2.INTER_LINEAR)
-        augment = self.split == 'train' and not opt.no_color_aug
-        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
-                              self._eig_val, self._eig_vec)
+            img, s, _, flipped = self._train_augment(img, c, s)
+        inp = self._network_input(img, c, s, 0, input_w, input_h,
+                                  self.split == 'train' and not opt.no_color_aug)
 
         output_h = input_h // opt.down_ratio
         output_w = input_w // opt.down_ratio

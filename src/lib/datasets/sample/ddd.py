@@ -4,11 +4,9 @@ from __future__ import annotations
 import math
 import os
 
-import cv2
 import numpy as np
-import torch.utils.data as data
 
-from datasets.sample.ctdet import normalize_input, read_image
+from datasets.sample.common import SampleDataset, read_image, scale_then_shift
 from utils.errors import UserError
 from utils.image import (
     affine_transform_pts,
@@ -44,11 +42,8 @@ def alpha_to_8(alpha: float) -> list[float]:
     return out
 
 
-class DddDataset(data.Dataset):
+class DddDataset(SampleDataset):
     """Sample half of the KITTI dataset class: combined with KITTI / SynthKITTI by get_dataset."""
-
-    def _coco_box_to_bbox(self, box):
-        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
 
     def _convert_alpha(self, alpha: float) -> float:
         return math.radians(alpha + 45) if self.alpha_in_degree else alpha
@@ -84,14 +79,8 @@ class DddDataset(data.Dataset):
         aug = False
         if self.split == 'train' and np.random.random() < opt.aug_ddd:
             aug = True
-            sf, cf = opt.scale, opt.shift
-            s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
-            c[0] += width * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-            c[1] += height * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-
-        trans_input = get_affine_transform(c, s, 0, [opt.input_w, opt.input_h])
-        inp = cv2.warpAffine(img, trans_input, (opt.input_w, opt.input_h), flags=cv2.INTER_LINEAR)
-        inp = normalize_input(inp, self.mean, self.std)
+            s = scale_then_shift(c, s, width, height, opt.scale, opt.shift)
+        inp = self._network_input(img, c, s, 0, opt.input_w, opt.input_h, augment_color=False)
 
         num_classes = opt.num_classes
         out_h, out_w = opt.output_h, opt.output_w

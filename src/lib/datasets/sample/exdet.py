@@ -1,11 +1,9 @@
 """exdet training samples: extreme-point (top, left, bottom, right) and center heatmaps (algorithms.md 4.4)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
-import torch.utils.data as data
 
-from datasets.sample.ctdet import load_image_and_anns, normalize_input
+from datasets.sample.common import SampleDataset, load_image_and_anns
 from utils.image import (
     affine_transform_pts,
     draw_msra_gaussian,
@@ -14,20 +12,9 @@ from utils.image import (
     get_affine_transform,
 )
 
-_CROP_SCALES = np.arange(0.6, 1.4, 0.1)
 
-
-class EXDetDataset(data.Dataset):
+class EXDetDataset(SampleDataset):
     """Sample half of an exdet dataset class (COCO with `extreme_points` annotations)."""
-
-    def _coco_box_to_bbox(self, box):
-        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
-
-    def _get_border(self, border: int, size: int) -> int:
-        i = 1
-        while size - border // i <= border // i:
-            i *= 2
-        return border // i
 
     def __getitem__(self, index: int) -> dict:
         opt = self.opt
@@ -38,28 +25,11 @@ class EXDetDataset(data.Dataset):
 
         flipped = False
         if self.split == 'train':
-            if not opt.not_rand_crop:
-                s = s * np.random.choice(_CROP_SCALES)
-                w_border = self._get_border(128, width)
-                h_border = self._get_border(128, height)
-                c[0] = np.random.randint(low=w_border, high=width - w_border)
-                c[1] = np.random.randint(low=h_border, high=height - h_border)
-            else:
-                # unlike ctdet: scale first, and the shift is relative to the image size
-                sf, cf = opt.scale, opt.shift
-                s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
-                c[0] += width * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-                c[1] += height * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-            if np.random.random() < opt.flip:
-                # as the original: the image is mirrored but the crop centre is not
-                flipped = True
-                img = img[:, ::-1, :]
-
-        trans_input = get_affine_transform(c, s, 0, [opt.input_res, opt.input_res])
-        inp = cv2.warpAffine(img, trans_input, (opt.input_res, opt.input_res), flags=cv2.INTER_LINEAR)
-        augment = self.split == 'train' and not opt.no_color_aug
-        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
-                              self._eig_val, self._eig_vec)
+            # unlike ctdet: scale before shift, the shift is relative to the image size, and (as the
+            # original) a flip mirrors the image but not the crop centre
+            img, s, _, flipped = self._train_augment(img, c, s, shift_by_image=True, flip_centre=False)
+        inp = self._network_input(img, c, s, 0, opt.input_res, opt.input_res,
+                                  self.split == 'train' and not opt.no_color_aug)
 
         output_res = opt.output_res
         num_classes = opt.num_classes

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import math
-import os
 
-import cv2
 import numpy as np
-import torch.utils.data as data
 
-from datasets.sample.ctdet import normalize_input
-from utils.errors import UserError
+from datasets.sample.common import SampleDataset, load_image_and_anns, mse_sigma
 from utils.image import (
     affine_transform,
     affine_transform_pts,
@@ -18,20 +14,9 @@ from utils.image import (
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
-    msra_sigma,
 )
 
-
-def mse_sigma(opt, radius: int) -> float:
-    """Gaussian sigma used with --mse_loss.
-
-    The original reads opt.hm_gauss, an option it never defines (AttributeError); honour it when it is
-    set, otherwise derive sigma from the object's gaussian radius.
-    """
-    hm_gauss = getattr(opt, "hm_gauss", None)
-    if hm_gauss is not None and hm_gauss > 0:
-        return hm_gauss
-    return msra_sigma(radius)
+__all__ = ['MultiPoseDataset', 'dense_radius', 'mse_sigma']
 
 
 def dense_radius(opt, radius: int) -> int:
@@ -42,69 +27,23 @@ def dense_radius(opt, radius: int) -> int:
     return radius
 
 
-class MultiPoseDataset(data.Dataset):
+class MultiPoseDataset(SampleDataset):
     """Sample generator for multi_pose: center heatmap, box size, joint offsets and joint heatmaps."""
-
-    def _coco_box_to_bbox(self, box):
-        return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)
-
-    def _get_border(self, border: int, size: int) -> int:
-        i = 1
-        while size - border // i <= border // i:
-            i *= 2
-        return border // i
-
-    def _augment(self, img: np.ndarray, c: np.ndarray, s: float):
-        """Random crop/scale, rotation and flip of a training image (the original's RNG order)."""
-        opt = self.opt
-        height, width = img.shape[:2]
-        rot = 0
-        flipped = False
-        if not opt.not_rand_crop:
-            s = s * np.random.choice(np.arange(0.6, 1.4, 0.1))
-            w_border = self._get_border(128, width)
-            h_border = self._get_border(128, height)
-            c[0] = np.random.randint(low=w_border, high=width - w_border)
-            c[1] = np.random.randint(low=h_border, high=height - h_border)
-        else:
-            sf, cf = opt.scale, opt.shift
-            c[0] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-            c[1] += s * np.clip(np.random.randn() * cf, -2 * cf, 2 * cf)
-            s = s * np.clip(np.random.randn() * sf + 1, 1 - sf, 1 + sf)
-        if np.random.random() < opt.aug_rot:
-            rf = opt.rotate
-            rot = np.clip(np.random.randn() * rf, -rf * 2, rf * 2)
-        if np.random.random() < opt.flip:
-            flipped = True
-            img = img[:, ::-1, :]
-            c[0] = width - c[0] - 1
-        return img, c, s, rot, flipped
 
     def __getitem__(self, index: int) -> dict:
         opt = self.opt
-        img_id = self.images[index]
-        file_name = self.coco.loadImgs(ids=[img_id])[0]["file_name"]
-        img_path = os.path.join(self.img_dir, file_name)
-        anns = self.coco.loadAnns(ids=self.coco.getAnnIds(imgIds=[img_id]))
-        num_objs = min(len(anns), self.max_objs)
+        img_id, _, img, anns = load_image_and_anns(self, index)
+        num_objs = len(anns)
 
-        img = cv2.imread(img_path)
-        if img is None:
-            raise UserError(f"{img_path}: image missing or unreadable; restore the dataset's image folder")
         height, width = img.shape[:2]
         c = np.array([width / 2.0, height / 2.0], dtype=np.float32)
         s = max(height, width) * 1.0
         rot = 0
         flipped = False
         if self.split == "train":
-            img, c, s, rot, flipped = self._augment(img, c, s)
-
-        input_res = opt.input_res
-        trans_input = get_affine_transform(c, s, rot, [input_res, input_res])
-        inp = cv2.warpAffine(img, trans_input, (input_res, input_res), flags=cv2.INTER_LINEAR)
-        augment = self.split == "train" and not opt.no_color_aug
-        inp = normalize_input(inp, self.mean, self.std, self._data_rng if augment else None,
-                              self._eig_val, self._eig_vec)
+            img, s, rot, flipped = self._train_augment(img, c, s, rotate=True)
+        inp = self._network_input(img, c, s, rot, opt.input_res, opt.input_res,
+                                  self.split == "train" and not opt.no_color_aug)
 
         output_res = opt.output_res
         num_joints = self.num_joints

@@ -48,6 +48,18 @@ def fill_fc_weights(module: nn.Module, std: float | None = 0.001) -> None:
                 nn.init.constant_(m.bias, 0)
 
 
+def add_heads(model: nn.Module, heads, in_ch: int, head_conv: int, final_kernel: int = 1,
+              fc_std: float | None = 0.001) -> None:
+    """Register one make_head per output in `heads` order: heat-map heads get the prior bias, others fill_fc_weights."""
+    for head, n_out in heads.items():
+        fc = make_head(in_ch, head_conv, n_out, final_kernel)
+        if is_heatmap_head(head):
+            set_heatmap_bias(final_conv(fc))
+        else:
+            fill_fc_weights(fc, std=fc_std)
+        setattr(model, head, fc)
+
+
 def fill_up_weights(up: nn.ConvTranspose2d) -> None:
     """Bilinear kernel in w[0, 0], copied to w[c, 0] for every input channel c (other slices untouched)."""
     w = up.weight.data

@@ -7,14 +7,10 @@ import torch
 from torch import nn
 
 from models.networks.common import (
-    fill_fc_weights,
+    add_heads,
     fill_up_weights,
-    final_conv,
-    is_heatmap_head,
-    make_head,
-    set_heatmap_bias,
 )
-from models.networks.pose_dla_dcn import DLA, BasicBlock
+from models.networks.pose_dla_dcn import DLA, BasicBlock, dla_up_stages
 from utils.errors import UserError
 
 BatchNorm = nn.BatchNorm2d
@@ -97,15 +93,8 @@ class DLAUp(nn.Module):
     def __init__(self, channels: list[int], scales: list[int] = (1, 2, 4, 8, 16), in_channels: list[int] | None = None):
         super().__init__()
         self.channels = list(channels)
-        in_ch = list(channels if in_channels is None else in_channels)
-        scales = [int(s) for s in scales]
-        n = len(channels)
-        for i in range(n - 1):
-            j = n - 2 - i
-            setattr(self, f"ida_{i}", IDAUp(3, channels[j], in_ch[j:], [s // scales[j] for s in scales[j:]]))
-            # Everything above level j now lives at level j's width and scale.
-            scales[j + 1:] = [scales[j]] * (n - j - 1)
-            in_ch[j + 1:] = [channels[j]] * (n - j - 1)
+        for i, out_ch, in_ch, up_f in dla_up_stages(channels, scales, in_channels):
+            setattr(self, f"ida_{i}", IDAUp(3, out_ch, in_ch, up_f))
 
     def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
         """The merged map at the finest input's scale."""
@@ -133,13 +122,7 @@ class DLASeg(nn.Module):
         channels = self.base.channels
         used = channels[self.first_level:]
         self.dla_up = DLAUp(used, scales=[2 ** i for i in range(len(used))])
-        for head, n_out in heads.items():
-            fc = make_head(channels[self.first_level], head_conv, n_out)
-            if is_heatmap_head(head):
-                set_heatmap_bias(final_conv(fc))
-            else:
-                fill_fc_weights(fc, std=0.001)
-            setattr(self, head, fc)
+        add_heads(self, heads, channels[self.first_level], head_conv)
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """One dict {head: raw output at stride down_ratio}, in a list (one stack)."""

@@ -76,16 +76,12 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-class PoseResNet(nn.Module):
-    """ResNet stages, deconv up-sampling to stride 4 and one head per output; returns [dict]."""
+class PoseResNetBase(nn.Module):
+    """ResNet stem and four stages plus the forward pass shared by res_N and resdcn_N (they differ in the up path)."""
 
-    def __init__(self, block: type[nn.Module], layers: list[int], heads: Mapping[str, int], head_conv: int,
-                 **kwargs):
-        super().__init__()
+    def _build_resnet(self, block: type[nn.Module], layers: list[int]) -> None:
+        """Register the stem and layer1..layer4 (registration order fixes the checkpoint's key order)."""
         self.inplanes = 64
-        self.deconv_with_bias = False
-        self.heads = heads
-
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
         self.relu = nn.ReLU(inplace=True)
@@ -94,11 +90,6 @@ class PoseResNet(nn.Module):
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
-        self.deconv_layers = self._make_deconv_layer(3, [256, 256, 256], [4, 4, 4])
-
-        # Registered in sorted name order (this fixes the checkpoint's key order); forward follows `heads`.
-        for head in sorted(self.heads):
-            self.__setattr__(head, make_head(256, head_conv, self.heads[head]))
 
     def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
@@ -117,25 +108,45 @@ class PoseResNet(nn.Module):
         """(kernel, padding, output_padding) that exactly doubles the resolution."""
         return {4: (4, 1, 0), 3: (3, 1, 1), 2: (2, 0, 0)}[deconv_kernel]
 
-    def _make_deconv_layer(self, num_layers: int, num_filters: list[int], num_kernels: list[int]) -> nn.Sequential:
+    def _deconv_specs(self, num_layers: int, num_filters: list[int], num_kernels: list[int]):
+        """(planes, kernel, padding, output_padding) of each up-sampling stage."""
         if not num_layers == len(num_filters) == len(num_kernels):
             raise ValueError("num_layers must match len(num_filters) and len(num_kernels)")
-        layers: list[nn.Module] = []
-        for planes, k in zip(num_filters, num_kernels):
-            kernel, padding, output_padding = self._get_deconv_cfg(k)
-            layers.append(nn.ConvTranspose2d(self.inplanes, planes, kernel_size=kernel, stride=2, padding=padding,
-                                             output_padding=output_padding, bias=self.deconv_with_bias))
-            layers.append(nn.BatchNorm2d(planes, momentum=BN_MOMENTUM))
-            layers.append(nn.ReLU(inplace=True))
-            self.inplanes = planes
-        return nn.Sequential(*layers)
+        return [(planes, *self._get_deconv_cfg(k)) for planes, k in zip(num_filters, num_kernels)]
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """Raw head outputs at stride 4, as a one-element list (one stack)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.deconv_layers(x)
-        return [{head: self.__getattr__(head)(x) for head in self.heads}]
+        return [{head: getattr(self, head)(x) for head in self.heads}]
+
+
+class PoseResNet(PoseResNetBase):
+    """ResNet stages, deconv up-sampling to stride 4 and one head per output; returns [dict]."""
+
+    def __init__(self, block: type[nn.Module], layers: list[int], heads: Mapping[str, int], head_conv: int,
+                 **kwargs):
+        super().__init__()
+        self.deconv_with_bias = False
+        self.heads = heads
+
+        self._build_resnet(block, layers)
+        self.deconv_layers = self._make_deconv_layer(3, [256, 256, 256], [4, 4, 4])
+
+        # Registered in sorted name order (this fixes the checkpoint's key order); forward follows `heads`.
+        for head in sorted(self.heads):
+            self.__setattr__(head, make_head(256, head_conv, self.heads[head]))
+
+    def _make_deconv_layer(self, num_layers: int, num_filters: list[int], num_kernels: list[int]) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for planes, kernel, padding, output_padding in self._deconv_specs(num_layers, num_filters, num_kernels):
+            layers.append(nn.ConvTranspose2d(self.inplanes, planes, kernel_size=kernel, stride=2, padding=padding,
+                                             output_padding=output_padding, bias=self.deconv_with_bias))
+            layers.append(nn.BatchNorm2d(planes, momentum=BN_MOMENTUM))
+            layers.append(nn.ReLU(inplace=True))
+            self.inplanes = planes
+        return nn.Sequential(*layers)
 
     def init_weights(self, num_layers: int, pretrained: bool = True) -> None:
         """Deconv N(0, 0.001) + BN 1/0, head init (hm bias -2.19, others N(0, 0.001)/0), then ImageNet weights."""
@@ -168,13 +179,19 @@ resnet_spec = {18: (BasicBlock, [2, 2, 2, 2]),
                152: (Bottleneck, [3, 8, 36, 3])}
 
 
+def build_pose_resnet(model_class: type[PoseResNetBase], arch: str, num_layers: int, heads: Mapping[str, int],
+                      head_conv: int, pretrained: bool) -> PoseResNetBase:
+    """`model_class` of depth `num_layers`, initialised; an unsupported depth is a UserError naming --arch."""
+    if num_layers not in resnet_spec:
+        raise UserError(f"--arch {arch}_{num_layers}: unsupported depth; use one of "
+                        f"{', '.join(f'{arch}_{n}' for n in resnet_spec)}")
+    block_class, layers = resnet_spec[num_layers]
+    model = model_class(block_class, layers, heads, head_conv=head_conv)
+    model.init_weights(num_layers, pretrained=pretrained)
+    return model
+
+
 def get_pose_net(num_layers: int, heads: Mapping[str, int], head_conv: int = 64,
                  pretrained: bool = False) -> PoseResNet:
     """PoseResNet of depth `num_layers` (18/34/50/101/152); ImageNet weights from the hub cache if pretrained."""
-    if num_layers not in resnet_spec:
-        raise UserError(f"--arch res_{num_layers}: unsupported depth; use one of "
-                        f"{', '.join(f'res_{n}' for n in resnet_spec)}")
-    block_class, layers = resnet_spec[num_layers]
-    model = PoseResNet(block_class, layers, heads, head_conv=head_conv)
-    model.init_weights(num_layers, pretrained=pretrained)
-    return model
+    return build_pose_resnet(PoseResNet, "res", num_layers, heads, head_conv, pretrained)

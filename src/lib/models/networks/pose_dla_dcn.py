@@ -11,13 +11,9 @@ import torch
 from torch import nn
 
 from models.networks.common import (
-    fill_fc_weights,
+    add_heads,
     fill_up_weights,
-    final_conv,
-    is_heatmap_head,
     load_imagenet,
-    make_head,
-    set_heatmap_bias,
 )
 from utils.errors import UserError
 
@@ -238,6 +234,19 @@ class IDAUp(nn.Module):
             layers[i] = getattr(self, f"node_{k}")(merged + layers[i - 1])
 
 
+def dla_up_stages(channels: list[int], scales, in_channels: list[int] | None = None):
+    """(index, output width, input widths, up factors) of each IDAUp of a DLAUp, deepest merge first."""
+    in_ch = list(channels if in_channels is None else in_channels)
+    scales = [int(s) for s in scales]
+    n = len(channels)
+    for i in range(n - 1):
+        j = n - 2 - i
+        yield i, channels[j], in_ch[j:], [s // scales[j] for s in scales[j:]]
+        # Everything above level j now lives at level j's width and scale.
+        scales[j + 1:] = [scales[j]] * (n - j - 1)
+        in_ch[j + 1:] = [channels[j]] * (n - j - 1)
+
+
 class DLAUp(nn.Module):
     """Stack of IDAUp modules merging the deepest levels down to level `startp`."""
 
@@ -245,15 +254,8 @@ class DLAUp(nn.Module):
         super().__init__()
         self.startp = startp
         self.channels = list(channels)
-        in_ch = list(channels if in_channels is None else in_channels)
-        scales = [int(s) for s in scales]
-        n = len(channels)
-        for i in range(n - 1):
-            j = n - 2 - i
-            setattr(self, f"ida_{i}", IDAUp(channels[j], in_ch[j:], [s // scales[j] for s in scales[j:]]))
-            # Everything above level j now lives at level j's width and scale.
-            scales[j + 1:] = [scales[j]] * (n - j - 1)
-            in_ch[j + 1:] = [channels[j]] * (n - j - 1)
+        for i, out_ch, in_ch, up_f in dla_up_stages(channels, scales, in_channels):
+            setattr(self, f"ida_{i}", IDAUp(out_ch, in_ch, up_f))
 
     def forward(self, layers: list[torch.Tensor]) -> list[torch.Tensor]:
         """Merge in place; returns the merged maps from level `startp` (finest) to the deepest."""
@@ -298,13 +300,8 @@ class DLASeg(nn.Module):
             [2 ** i for i in range(self.last_level - self.first_level)],
         )
         self.heads = heads
-        for head, n_out in heads.items():
-            fc = make_head(channels[self.first_level], head_conv, n_out, final_kernel)
-            if is_heatmap_head(head):
-                set_heatmap_bias(final_conv(fc))
-            else:
-                fill_fc_weights(fc, std=None)  # this arch only zeroes the biases
-            setattr(self, head, fc)
+        # this arch only zeroes the non-heatmap heads' biases (fc_std=None keeps the default weights)
+        add_heads(self, heads, channels[self.first_level], head_conv, final_kernel, fc_std=None)
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """One dict {head: raw output at stride down_ratio}, in a list (one stack)."""
