@@ -14,9 +14,9 @@ STAMP_DCN   := $(VENV)/.dcn.stamp
 
 # make demo settings (the defaults fit 2 CPU cores and 15 minutes)
 DEMO_EXP    ?= synth_res18
-# res_18 from random init (no ImageNet weights offline) at 128x128: 1000 iterations of batch 16, about 7 minutes
+# res_18 from random init (no ImageNet weights offline) at 128x128: 1500 iterations of batch 16, about 11 minutes
 DEMO_NET    ?= --arch res_18 --gpus -1 --input_res 128
-DEMO_ARGS   ?= $(DEMO_NET) --num_workers 1 --batch_size 16 --lr 1e-3 --num_epochs 20 --lr_step 100 \
+DEMO_ARGS   ?= $(DEMO_NET) --num_workers 1 --batch_size 16 --lr 1e-3 --num_epochs 30 --lr_step 26 \
                --val_intervals 4 --print_iter 50
 SYNTH_ARGS  ?= --train 800 --val 100 --seed 0
 
