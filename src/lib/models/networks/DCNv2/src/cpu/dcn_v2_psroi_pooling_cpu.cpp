@@ -5,45 +5,20 @@
 
 #include <tuple>
 
+#include "../dcn_v2_psroi_args.h"
 #include "../dcn_v2_sampling.h"
 #include "vision.h"
 
 namespace {
 
-struct PoolArgs {
-  int channels, height, width, num_rois;
-  bool no_trans;
-  double spatial_scale, trans_std;
-  int output_dim, group_size, pooled_size, part_size, sample_per_part, num_classes, channels_each_class;
-};
-
-PoolArgs make_args(const at::Tensor& input, const at::Tensor& bbox, const at::Tensor& trans, int no_trans,
-                   double spatial_scale, int output_dim, int group_size, int pooled_size, int part_size,
-                   int sample_per_part, double trans_std) {
-  PoolArgs a{};
-  a.channels = static_cast<int>(input.size(1));
-  a.height = static_cast<int>(input.size(2));
-  a.width = static_cast<int>(input.size(3));
-  a.num_rois = static_cast<int>(bbox.size(0));
-  a.no_trans = no_trans != 0;
-  a.spatial_scale = spatial_scale;
-  a.trans_std = trans_std;
-  a.output_dim = output_dim;
-  a.group_size = group_size;
-  a.pooled_size = pooled_size;
-  a.part_size = part_size;
-  a.sample_per_part = sample_per_part;
-  a.num_classes = a.no_trans ? 1 : static_cast<int>(trans.size(1) / 2);
-  a.channels_each_class = output_dim / a.num_classes;
-  return a;
-}
+using dcn::PoolArgs;
 
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> dcn_v2_psroi_pooling_cpu_forward(
     const at::Tensor& input, const at::Tensor& bbox, const at::Tensor& trans, int no_trans, double spatial_scale,
     int output_dim, int group_size, int pooled_size, int part_size, int sample_per_part, double trans_std) {
-  const PoolArgs a = make_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size,
+  const PoolArgs a = dcn::pool_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size,
                                part_size, sample_per_part, trans_std);
   at::Tensor out = at::empty({a.num_rois, output_dim, pooled_size, pooled_size}, input.options());
   at::Tensor count = at::empty_like(out);
@@ -92,7 +67,7 @@ std::tuple<at::Tensor, at::Tensor> dcn_v2_psroi_pooling_cpu_backward(
     const at::Tensor& out_grad, const at::Tensor& input, const at::Tensor& bbox, const at::Tensor& trans,
     const at::Tensor& top_count, int no_trans, double spatial_scale, int output_dim, int group_size,
     int pooled_size, int part_size, int sample_per_part, double trans_std) {
-  const PoolArgs a = make_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size,
+  const PoolArgs a = dcn::pool_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size,
                                part_size, sample_per_part, trans_std);
   at::Tensor grad_input = at::zeros_like(input);
   at::Tensor grad_trans = at::zeros_like(trans);

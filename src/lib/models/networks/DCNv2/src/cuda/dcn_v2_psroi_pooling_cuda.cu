@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "../dcn_v2_psroi_args.h"
 #include "../dcn_v2_sampling.h"
 #include "vision.h"
 
@@ -21,32 +22,7 @@ inline unsigned int blocks_for(int64_t n) {
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)));
 }
 
-struct PoolArgs {
-  int channels, height, width;
-  bool no_trans;
-  double spatial_scale, trans_std;
-  int output_dim, group_size, pooled_size, part_size, sample_per_part, num_classes, channels_each_class;
-};
-
-PoolArgs make_args(const at::Tensor& input, const at::Tensor& trans, int no_trans, double spatial_scale,
-                   int output_dim, int group_size, int pooled_size, int part_size, int sample_per_part,
-                   double trans_std) {
-  PoolArgs a{};
-  a.channels = static_cast<int>(input.size(1));
-  a.height = static_cast<int>(input.size(2));
-  a.width = static_cast<int>(input.size(3));
-  a.no_trans = no_trans != 0;
-  a.spatial_scale = spatial_scale;
-  a.trans_std = trans_std;
-  a.output_dim = output_dim;
-  a.group_size = group_size;
-  a.pooled_size = pooled_size;
-  a.part_size = part_size;
-  a.sample_per_part = sample_per_part;
-  a.num_classes = a.no_trans ? 1 : static_cast<int>(trans.size(1) / 2);
-  a.channels_each_class = output_dim / a.num_classes;
-  return a;
-}
+using dcn::PoolArgs;
 
 template <typename scalar_t>
 __device__ inline dcn::PoolBin<at::opmath_type<scalar_t>> bin_of(int64_t index, const PoolArgs& a,
@@ -144,7 +120,7 @@ std::tuple<at::Tensor, at::Tensor> dcn_v2_psroi_pooling_cuda_forward(
     const at::Tensor& input, const at::Tensor& bbox, const at::Tensor& trans, int no_trans, double spatial_scale,
     int output_dim, int group_size, int pooled_size, int part_size, int sample_per_part, double trans_std) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  const PoolArgs a = make_args(input, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size, part_size,
+  const PoolArgs a = dcn::pool_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size, part_size,
                                sample_per_part, trans_std);
   at::Tensor out = at::empty({bbox.size(0), output_dim, pooled_size, pooled_size}, input.options());
   at::Tensor count = at::empty_like(out);
@@ -166,7 +142,7 @@ std::tuple<at::Tensor, at::Tensor> dcn_v2_psroi_pooling_cuda_backward(
     const at::Tensor& top_count, int no_trans, double spatial_scale, int output_dim, int group_size,
     int pooled_size, int part_size, int sample_per_part, double trans_std) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  const PoolArgs a = make_args(input, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size, part_size,
+  const PoolArgs a = dcn::pool_args(input, bbox, trans, no_trans, spatial_scale, output_dim, group_size, pooled_size, part_size,
                                sample_per_part, trans_std);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   at::Tensor grad_input = at::zeros(input.sizes(), input.options().dtype(acc_type));
