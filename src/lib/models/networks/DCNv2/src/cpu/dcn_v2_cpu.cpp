@@ -8,41 +8,13 @@
 #include <algorithm>
 #include <vector>
 
+#include "../dcn_v2_geometry.h"
 #include "../dcn_v2_sampling.h"
 #include "vision.h"
 
 namespace {
 
-struct Geometry {
-  int64_t channels, height, width;
-  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int64_t groups, out_h, out_w;
-
-  int64_t taps() const { return kernel_h * kernel_w; }
-  int64_t pixels() const { return out_h * out_w; }
-  int64_t channels_per_group() const { return channels / groups; }
-  int64_t plane() const { return height * width; }
-};
-
-Geometry make_geometry(const at::Tensor& input, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
-                       int pad_w, int dilation_h, int dilation_w, int deformable_group) {
-  Geometry g{};
-  g.channels = input.size(1);
-  g.height = input.size(2);
-  g.width = input.size(3);
-  g.kernel_h = kernel_h;
-  g.kernel_w = kernel_w;
-  g.stride_h = stride_h;
-  g.stride_w = stride_w;
-  g.pad_h = pad_h;
-  g.pad_w = pad_w;
-  g.dil_h = dilation_h;
-  g.dil_w = dilation_w;
-  g.groups = deformable_group;
-  g.out_h = (g.height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
-  g.out_w = (g.width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
-  return g;
-}
+using Geometry = dcn::ConvGeometry<int64_t>;
 
 // Where tap k of output pixel p samples the input, offsets included.
 template <typename T>
@@ -187,7 +159,7 @@ at::Tensor dcn_v2_cpu_forward(const at::Tensor& input, const at::Tensor& weight,
                               const at::Tensor& offset, const at::Tensor& mask, int kernel_h, int kernel_w,
                               int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w,
                               int deformable_group) {
-  const Geometry g = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+  const Geometry g = dcn::conv_geometry<int64_t>(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
                                    dilation_w, deformable_group);
   const int64_t batch = input.size(0), co = weight.size(0), K = g.taps(), P = g.pixels();
   at::Tensor output = at::empty({batch, co, g.out_h, g.out_w}, input.options());
@@ -217,7 +189,7 @@ std::vector<at::Tensor> dcn_v2_cpu_backward(const at::Tensor& input, const at::T
                                             const at::Tensor& mask, const at::Tensor& grad_output, int kernel_h,
                                             int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,
                                             int dilation_h, int dilation_w, int deformable_group) {
-  const Geometry g = make_geometry(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+  const Geometry g = dcn::conv_geometry<int64_t>(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
                                    dilation_w, deformable_group);
   const int64_t batch = input.size(0), co = weight.size(0), K = g.taps(), P = g.pixels();
   // every element of these three is written below

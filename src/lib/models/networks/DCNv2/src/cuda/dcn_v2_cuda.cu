@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../dcn_v2_geometry.h"
 #include "../dcn_v2_sampling.h"
 #include "vision.h"
 
@@ -23,31 +24,7 @@ inline unsigned int blocks_for(int64_t n) {
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 1 << 20)));
 }
 
-struct Geo {
-  int channels, height, width;
-  int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int groups, out_h, out_w;
-};
-
-Geo make_geo(const at::Tensor& input, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,
-             int dilation_h, int dilation_w, int deformable_group) {
-  Geo g{};
-  g.channels = static_cast<int>(input.size(1));
-  g.height = static_cast<int>(input.size(2));
-  g.width = static_cast<int>(input.size(3));
-  g.kernel_h = kernel_h;
-  g.kernel_w = kernel_w;
-  g.stride_h = stride_h;
-  g.stride_w = stride_w;
-  g.pad_h = pad_h;
-  g.pad_w = pad_w;
-  g.dil_h = dilation_h;
-  g.dil_w = dilation_w;
-  g.groups = deformable_group;
-  g.out_h = (g.height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
-  g.out_w = (g.width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
-  return g;
-}
+using Geo = dcn::ConvGeometry<int>;
 
 // The sample point of tap k at output pixel p for one batch element.
 template <typename scalar_t, typename acc_t>
@@ -166,7 +143,7 @@ at::Tensor dcn_v2_cuda_forward(const at::Tensor& input, const at::Tensor& weight
                                int stride_h, int stride_w, int pad_h, int pad_w, int dilation_h, int dilation_w,
                                int deformable_group) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  const Geo g = make_geo(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+  const Geo g = dcn::conv_geometry<int>(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                          deformable_group);
   const int64_t batch = input.size(0), co = weight.size(0), K = int64_t(kernel_h) * kernel_w;
   const int64_t P = int64_t(g.out_h) * g.out_w;
@@ -197,7 +174,7 @@ std::vector<at::Tensor> dcn_v2_cuda_backward(const at::Tensor& input, const at::
                                              int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w,
                                              int dilation_h, int dilation_w, int deformable_group) {
   const c10::cuda::CUDAGuard device_guard(input.device());
-  const Geo g = make_geo(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+  const Geo g = dcn::conv_geometry<int>(input, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
                          deformable_group);
   const int64_t batch = input.size(0), co = weight.size(0), K = int64_t(kernel_h) * kernel_w;
   const int64_t P = int64_t(g.out_h) * g.out_w;
