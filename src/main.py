@@ -57,8 +57,10 @@ def main(opt) -> None:
     if len(train_dataset) < opt.batch_size:
         raise UserError(f'--batch_size {opt.batch_size}: larger than the {len(train_dataset)} training images '
                         '(incomplete batches are dropped); use a smaller --batch_size')
+    # persistent workers: restarting them every epoch costs about a second, which adds up on short CPU epochs
     train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=opt.batch_size, shuffle=True,
-                                               num_workers=opt.num_workers, pin_memory=pin, drop_last=True)
+                                               num_workers=opt.num_workers, pin_memory=pin, drop_last=True,
+                                               persistent_workers=opt.num_workers > 0)
 
     print('Starting training...')
     best = 1e10

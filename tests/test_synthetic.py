@@ -49,10 +49,21 @@ def test_valid_coco_json(tmp_path):
         for a in anns:
             x, y, w, h = a["bbox"]
             assert x >= 0 and y >= 0 and x + w <= img["width"] and y + h <= img["height"]
-            assert 20 < max(w, h) < 140 and a["area"] > 0 and a["iscrowd"] == 0
+            lo, hi = shapes.OBJECT_SIZE
+            assert 0.5 * lo < max(w, h) < 1.5 * hi and a["area"] > 0 and a["iscrowd"] == 0
             assert len(a["extreme_points"]) == 8
     assert len(json.load(open(paths["val"]))["images"]) == 3
     assert os.path.isfile(tmp_path / "images" / "val" / "000003.jpg")
+
+
+def test_object_size_range(tmp_path):
+    """object_size bounds the rendered objects (box side within the aspect and rotation slack)."""
+    small = COCO(shapes.generate(str(tmp_path / "s"), n_train=8, n_val=0, seed=2, object_size=(30, 34))["train"])
+    big = COCO(shapes.generate(str(tmp_path / "b"), n_train=8, n_val=0, seed=2, object_size=(90, 100))["train"])
+    small_sides = [max(a["bbox"][2:]) for a in small.loadAnns(small.getAnnIds())]
+    big_sides = [max(a["bbox"][2:]) for a in big.loadAnns(big.getAnnIds())]
+    assert 20 < min(small_sides) and max(small_sides) < 50
+    assert 60 < min(big_sides) and max(big_sides) < 150
 
 
 def test_synth_dataset_class(tmp_path):
