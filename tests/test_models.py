@@ -1,4 +1,5 @@
 """Networks: layouts, output shapes, head initialisation, factory errors, DataParallel chunking."""
+import copy
 import os
 import subprocess
 import sys
@@ -73,6 +74,22 @@ def test_res_head_and_deconv_init(res18):
         assert torch.all(bn.weight == 1) and torch.all(bn.bias == 0)
     for i in (0, 3, 6):
         assert res18.deconv_layers[i].weight.std().item() < 0.002
+
+
+def test_res_scratch_init_starts_blocks_as_identity(res18):
+    """Without ImageNet weights: He init (fan_out) and each residual block's last BN scale at 0."""
+    fan_out = 64 * 7 * 7
+    assert abs(res18.conv1.weight.std().item() / (2 / fan_out) ** 0.5 - 1) < 0.05
+    for stage in (res18.layer1, res18.layer2, res18.layer3, res18.layer4):
+        for block in stage:
+            assert torch.all(block.bn2.weight == 0) and torch.all(block.bn1.weight == 1)
+    res50 = create_model("res_50", {"hm": 1}, 64)
+    assert torch.all(res50.layer3[0].bn3.weight == 0) and torch.all(res50.layer3[0].bn2.weight == 1)
+    # a block then passes its input through: layer1's blocks have no downsample
+    x = torch.relu(torch.randn(1, 64, 8, 8))
+    layer1 = copy.deepcopy(res18.layer1).eval()
+    with torch.no_grad():
+        assert torch.allclose(layer1(x), x)
 
 
 def test_res50_bottleneck_layout():

@@ -103,6 +103,24 @@ class PoseResNetBase(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def init_backbone_from_scratch(self) -> None:
+        """He init for the stem and the four stages, and each residual block's last BN scale at 0.
+
+        Used when no ImageNet weights are loaded (torchvision's from-scratch ResNet recipe with
+        zero_init_residual): every block starts as the identity, so conv1's colour and edge features reach
+        the heads from the first step instead of being re-learned through 8-50 random blocks.
+        """
+        for stage in (self.conv1, self.bn1, self.layer1, self.layer2, self.layer3, self.layer4):
+            for m in stage.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                nn.init.zeros_((block.bn3 if isinstance(block, Bottleneck) else block.bn2).weight)
+
     @staticmethod
     def _get_deconv_cfg(deconv_kernel: int) -> tuple[int, int, int]:
         """(kernel, padding, output_padding) that exactly doubles the resolution."""
@@ -149,7 +167,7 @@ class PoseResNet(PoseResNetBase):
         return nn.Sequential(*layers)
 
     def init_weights(self, num_layers: int, pretrained: bool = True) -> None:
-        """Deconv N(0, 0.001) + BN 1/0, head init (hm bias -2.19, others N(0, 0.001)/0), then ImageNet weights."""
+        """Deconv N(0, 0.001) + BN 1/0, heads (hm bias -2.19, others N(0, 0.001)/0), then ImageNet or scratch init."""
         for m in self.deconv_layers.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, std=0.001)
@@ -168,8 +186,8 @@ class PoseResNet(PoseResNetBase):
                     else:
                         nn.init.normal_(m.weight, std=0.001)
                         nn.init.constant_(m.bias, 0)
-        if pretrained:
-            load_imagenet(self, model_urls[f"resnet{num_layers}"])
+        if not (pretrained and load_imagenet(self, model_urls[f"resnet{num_layers}"])):
+            self.init_backbone_from_scratch()
 
 
 resnet_spec = {18: (BasicBlock, [2, 2, 2, 2]),

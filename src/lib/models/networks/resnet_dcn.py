@@ -55,6 +55,8 @@ class PoseResNet(PoseResNetBase):
         """ImageNet weights for the ResNet part (if `pretrained`, from the hub cache), then deconv BNs to 1 / 0."""
         if pretrained and load_imagenet(self, model_urls[f"resnet{num_layers}"]):
             print("=> init deconv weights from normal distribution")
+        else:
+            self.init_backbone_from_scratch()
         for m in self.deconv_layers.modules():
             if isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
