@@ -15,7 +15,8 @@ from detectors.base_detector import TIME_STATS, vis_out_dir
 from detectors.detector_factory import detector_factory
 from opts import opts
 from utils.debugger import display_available
-from utils.errors import UserError, run_cli
+from utils.errors import UserError, run_cli, warn
+from utils.image_io import ImageReadError
 
 image_ext = ['jpg', 'jpeg', 'png', 'webp']
 video_ext = ['mp4', 'mov', 'avi', 'mkv']
@@ -125,9 +126,21 @@ def demo(opt) -> None:
     if is_video:
         demo_video(opt, detector)
         return
+    skipped = 0
     for image_name in names:
-        ret = detector.run(image_name)
+        try:
+            ret = detector.run(image_name)
+        except ImageReadError as e:
+            if not os.path.isdir(opt.demo):
+                raise  # the one image asked for
+            # one bad file in a folder should not cost the results of all the others
+            warn(f'{e.path}: {e.reason}; skipped' if e.path else f'{e}; skipped')
+            skipped += 1
+            continue
         print(time_string(ret))
+    if skipped == len(names):
+        raise UserError(f'--demo {opt.demo}: none of its {len(names)} images could be read; '
+                        'check the files (see the warnings above)')
     if not display_available():
         print(f'No display: annotated images written to {detector.vis_dir}')
 

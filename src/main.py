@@ -9,10 +9,11 @@ import torch.utils.data
 import _init_paths  # noqa: F401
 from datasets.dataset_factory import get_dataset
 from logger import Logger
-from models.model import create_model, load_model, save_model
+from models.model import checkpoint_options, create_model, load_model, save_model
 from opts import opts
 from trains.train_factory import train_factory
 from utils.errors import UserError, run_cli
+from utils.experiment import hold_experiment
 from utils.utils import select_device
 
 
@@ -21,21 +22,33 @@ def main(opt) -> None:
     torch.manual_seed(opt.seed)
     torch.backends.cudnn.benchmark = not opt.not_cuda_benchmark and not opt.test
     Dataset = get_dataset(opt.dataset, opt.task)
-    opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
+    opt = opts().update_dataset_info_and_set_heads(opt, Dataset, samples=True)
     print(opt)
     if opt.test and opt.task == 'exdet':
         raise UserError('--test: exdet has no evaluation in the training loop; drop --test')
     # Fail on a missing GPU before anything is written to the experiment folder.
     opt.device = select_device(opt)
-    logger = Logger(opt)
+    # Bad annotations stop the run here, before the experiment folder is touched.
+    val_dataset = Dataset(opt, 'val')
+    train_dataset = None if opt.test else Dataset(opt, 'train')
+    # The lock comes before opt.txt, the first file written to save_dir: two runs never mix their files.
+    with hold_experiment(opt.save_dir), Logger(opt) as logger:
+        _train(opt, val_dataset, train_dataset, logger)
 
+
+def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
+    """Create the model (resumed if asked) and run the epochs, or the evaluation of --test."""
     print('Creating model...')
     # ImageNet weights only matter when training from scratch; a checkpoint replaces them anyway.
     model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=not opt.load_model)
     optimizer = torch.optim.Adam(model.parameters(), opt.lr)
     start_epoch = 0
     if opt.load_model != '':
-        model, optimizer, start_epoch = load_model(model, opt.load_model, optimizer, opt.resume, opt.lr, opt.lr_step)
+        model, optimizer, start_epoch = load_model(model, opt.load_model, optimizer, opt.resume, opt.lr, opt.lr_step,
+                                                   **checkpoint_options(opt))
+    if opt.resume:
+        logger.write(f'resumed from {opt.load_model} (epoch {start_epoch}): training continues at epoch '
+                     f'{start_epoch + 1}\n')
 
     trainer = train_factory[opt.task](opt, model, optimizer)
     trainer.set_device(opt.gpus, opt.chunk_sizes, opt.device)
@@ -45,15 +58,14 @@ def main(opt) -> None:
 
     print('Setting up data...')
     pin = opt.device.type == 'cuda'
-    val_loader = torch.utils.data.DataLoader(Dataset(opt, 'val'), batch_size=1, shuffle=False, num_workers=1,
-                                             pin_memory=pin)
+    # a persistent worker: validation then does not pay a worker start (nor repeat its warnings) every time
+    val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=1, shuffle=False, num_workers=1,
+                                             pin_memory=pin, persistent_workers=True)
     if opt.test:
         _, preds = trainer.val(0, val_loader)
         val_loader.dataset.run_eval(preds, opt.save_dir)
-        logger.close()
         return
 
-    train_dataset = Dataset(opt, 'train')
     if len(train_dataset) < opt.batch_size:
         raise UserError(f'--batch_size {opt.batch_size}: larger than the {len(train_dataset)} training images '
                         '(incomplete batches are dropped); use a smaller --batch_size')
@@ -67,6 +79,9 @@ def main(opt) -> None:
     for epoch in range(start_epoch + 1, opt.num_epochs + 1):
         mark = epoch if opt.save_all else 'last'
         log_dict_train, _ = trainer.train(epoch, train_loader)
+        if epoch in opt.lr_step:
+            # before model_last.pth: a resume from this epoch's model_last.pth must find model_<epoch>.pth
+            save_model(os.path.join(opt.save_dir, f'model_{epoch}.pth'), epoch, model, optimizer)
         logger.write(f'epoch: {epoch} |')
         for k, v in log_dict_train.items():
             logger.scalar_summary(f'train_{k}', v, epoch)
@@ -85,12 +100,10 @@ def main(opt) -> None:
             save_model(os.path.join(opt.save_dir, 'model_last.pth'), epoch, model, optimizer)
         logger.write('\n')
         if epoch in opt.lr_step:
-            save_model(os.path.join(opt.save_dir, f'model_{epoch}.pth'), epoch, model, optimizer)
             lr = opt.lr * (0.1 ** (opt.lr_step.index(epoch) + 1))
             print('Drop LR to', lr)
             for param_group in optimizer.param_groups:
                 param_group['lr'] = lr
-    logger.close()
 
 
 if __name__ == '__main__':

@@ -10,7 +10,8 @@ from progress.bar import Bar
 
 import _init_paths  # noqa: F401
 from datasets.dataset_factory import dataset_factory
-from detectors.base_detector import TIME_STATS, read_image
+from datasets.sample.common import read_image
+from detectors.base_detector import TIME_STATS
 from detectors.detector_factory import detector_factory
 from logger import Logger
 from opts import opts
@@ -50,9 +51,11 @@ def _setup(opt):
     opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
     print(opt)
     select_device(opt)
-    Logger(opt)
     split = 'val' if not opt.trainval else 'test'
     dataset = Dataset(opt, split)
+    # whatever --val_intervals says: an empty split would "evaluate" to nothing and exit 0
+    dataset.require_samples()
+    Logger(opt)
     detector = detector_factory[opt.task](opt)
     return opt, dataset, detector
 

@@ -10,6 +10,7 @@ if TOOLS not in sys.path:
     sys.path.append(TOOLS)
 
 import bench_data  # noqa: E402
+import sample_reference  # noqa: E402
 
 from datasets.synthetic import people, shapes  # noqa: E402
 
@@ -32,7 +33,7 @@ def data_root(tmp_path_factory):
 ])
 def test_ctdet_reference_matches_ours(data_root, split, extra):
     ds = bench_data.build_dataset("ctdet", "synth", split, data_root, extra)
-    assert bench_data.check_equal(ds, bench_data.reference_ctdet, n=3, seed=5) == []
+    assert bench_data.check_equal(ds, sample_reference.reference_ctdet, n=3, seed=5) == []
 
 
 @pytest.mark.parametrize("split,extra", [
@@ -43,7 +44,7 @@ def test_ctdet_reference_matches_ours(data_root, split, extra):
 ])
 def test_multi_pose_reference_matches_ours(data_root, split, extra):
     ds = bench_data.build_dataset("multi_pose", "synth_hp", split, data_root, extra)
-    assert bench_data.check_equal(ds, bench_data.reference_multi_pose, n=3, seed=5) == []
+    assert bench_data.check_equal(ds, sample_reference.reference_multi_pose, n=3, seed=5) == []
 
 
 def test_compare_reports_differences():

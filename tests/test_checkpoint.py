@@ -87,7 +87,7 @@ def test_other_number_of_classes_skips_heads(tmp_path, trained, capsys):
     assert (f"Skip loading parameter hm.2.weight, required shapetorch.Size([7, 64, 1, 1]), "
             f"loaded shapetorch.Size([3, 64, 1, 1]). {MSG}") in out
     assert "Skip loading parameter hm.2.bias" in out
-    assert "Heads not loaded from the checkpoint (kept at their initialisation): hm." in out
+    assert "; kept at their initialisation: heads hm;" in out or "; kept at their initialisation: heads hm." in out
     assert torch.equal(target.hm[2].weight, hm_before)
     assert torch.all(target.hm[2].bias == -2.19)
     assert torch.equal(target.hm[0].weight, trained.hm[0].weight)  # same-shaped part of the head loads
@@ -105,7 +105,7 @@ def test_drop_and_missing_parameters(tmp_path, trained, capsys):
     out = capsys.readouterr().out
     assert f"Drop parameter extra.weight.{MSG}" in out
     assert f"No param wh.2.bias.{MSG}" in out
-    assert "kept at their initialisation): wh." in out
+    assert "kept at their initialisation: heads wh" in out and "1 checkpoint tensors unused" in out
     assert torch.all(target.wh[2].bias == 0)
     assert torch.equal(target.wh[2].weight, trained.wh[2].weight)
 
@@ -183,13 +183,15 @@ def test_bare_state_dict_and_python_objects(tmp_path, trained, capsys):
     torch.save(trained.state_dict(), bare)
     model = load_model(fresh(11), bare)
     assert torch.equal(model.conv1.weight, trained.conv1.weight)
-    # a checkpoint carrying pickled Python objects: loaded with a warning about unpickling
+    # a checkpoint carrying pickled Python objects: refused, then loaded when the user trusts it
     odd = str(tmp_path / "odd.pth")
     torch.save({"epoch": 2, "state_dict": trained.state_dict(), "opt": argparse.Namespace(lr=1)}, odd)
-    with pytest.warns(UserWarning, match="Namespace"):
-        model = load_model(fresh(12), odd)
+    with pytest.raises(UserError, match="argparse.Namespace"):
+        load_model(fresh(12), odd)
+    model = load_model(fresh(12), odd, trust=True)
     assert torch.equal(model.layer1[0].conv1.weight, trained.layer1[0].conv1.weight)
-    assert "epoch 2" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "epoch 2" in captured.out and "warning:" in captured.err
 
 
 def test_save_model_unwraps_data_parallel(tmp_path, trained):

@@ -12,8 +12,9 @@ from datasets.dataset.kitti import KITTI, write_kitti_results
 from datasets.dataset_factory import get_dataset
 from datasets.sample.ddd import alpha_to_8, rotation_bins
 from opts import opts
-from trains.ddd import DddLoss, keep_above
+from trains.ddd import DddLoss
 from utils.errors import UserError
+from utils.post_process import ddd_keep_above
 
 torch.set_num_threads(1)
 W, H = 96, 32  # image size == input size, so the output map is the image / 4
@@ -156,7 +157,7 @@ def test_kitti_result_files(tmp_path):
     assert text == ("Car 0.0 0 0.50 10.00 20.00 30.00 40.00 1.50 1.60 3.90 1.00 1.65 20.00 0.55 0.91\n")
     assert (tmp_path / 'results' / '000012.txt').read_text() == ''
     assert sorted(os.listdir(tmp_path / 'results')) == ['000007.txt', '000012.txt']  # no temp files left
-    kept = keep_above({1: rows, 2: np.array([], np.float32)}, 0.95)
+    kept = ddd_keep_above({1: rows, 2: np.array([], np.float32)}, 0.95)
     assert kept[1].shape == (0, 13) and kept[2].shape == (0, 13)
 
 

@@ -1,19 +1,20 @@
 """Debugger: palette and themes, drawing primitives, headless show (files instead of windows)."""
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 import utils.debugger as dbg
-from utils.debugger import Debugger
+from utils.debugger import Debugger, DisplayProbe, dataset_labels, debugger_for, denormalize
 
 
 @pytest.fixture
 def headless(monkeypatch):
     monkeypatch.delenv('DISPLAY', raising=False)
     monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
-    monkeypatch.setattr(dbg, '_display_state', None)
-    monkeypatch.setattr(Debugger, 'default_out_dir', None)
+    monkeypatch.setattr(dbg, 'PROCESS_DISPLAY', DisplayProbe())
 
 
 def test_palette_black_and_white_theme():
@@ -41,6 +42,45 @@ def test_synthetic_dataset_names_from_dataset_class():
     from datasets.dataset_factory import dataset_factory
     cls = dataset_factory['synth']
     assert Debugger(dataset='synth').names == [n for n in cls.class_name if n != '__background__']
+    assert Debugger(dataset='synth_hp').names == ['person']
+    assert Debugger(dataset='synth_kitti').names == ['p', 'v', 'b']
+
+
+def test_names_by_class_count_and_given_names():
+    assert Debugger(num_classes=80).names[-1] == 'toothbrush'
+    assert Debugger(num_classes=20).names[0] == 'aeroplane'
+    assert Debugger(num_classes=3).names == ['p', 'v', 'b']
+    assert Debugger(dataset='coco', num_classes=20).names[0] == 'person'  # a named coco wins, as the original
+    assert Debugger().names[0] == 'person'
+    d = Debugger(class_names=['__background__', 'a', 'b'], num_joints=5)
+    assert d.names == ['a', 'b'] and d.num_joints == 5
+    assert dataset_labels('coco_hp') == (['p'], 17)
+
+
+def test_debugger_for_options(tmp_path):
+    opt = SimpleNamespace(dataset='pascal', debug=3, debugger_theme='white')
+    d = debugger_for(opt, str(tmp_path), '7')
+    assert d.ipynb and d.theme == 'white' and d.out_dir == str(tmp_path) and d.out_prefix == '7'
+    assert d.names[-1] == 'tvmonitor'
+
+
+def test_denormalize_and_box_rows():
+    mean = np.array([0.5, 0.5, 0.5], np.float32).reshape(1, 1, 3)
+    std = np.array([0.25, 0.25, 0.25], np.float32).reshape(1, 1, 3)
+    x = torch.zeros(3, 4, 5)
+    x[0, 0, 0] = 10.0
+    img = denormalize(x, mean, std)
+    assert img.shape == (4, 5, 3) and img.dtype == np.uint8
+    assert img[1, 1].tolist() == [127, 127, 127] and img[0, 0, 0] == 255
+    d = Debugger(dataset='coco_hp')
+    rows = np.zeros((2, 40), np.float32)
+    rows[0, :5] = [5, 5, 40, 40, 0.9]
+    rows[0, 5:39] = np.linspace(10, 30, 34)
+    rows[1, :5] = [50, 50, 60, 60, 0.1]
+    d.add_box_rows(np.zeros((64, 64, 3), np.uint8), rows, 0.5, 'pose', with_pose=True)
+    d.add_box_rows(np.zeros((64, 64, 3), np.uint8), rows, 0.5, 'box')
+    assert d.imgs['pose'].sum() > d.imgs['box'].sum() > 0
+    assert d.imgs['box'][55, 50:61].sum() == 0  # the low-scoring row is not drawn
 
 
 def test_gen_colormap_and_blend():
@@ -93,14 +133,29 @@ def test_headless_without_folder_is_silent(headless):
     assert d.show_all_imgs() == []
 
 
-def test_default_out_dir_and_counter(headless, tmp_path, monkeypatch):
-    monkeypatch.setattr(Debugger, 'default_out_dir', str(tmp_path))
+def test_out_dir_per_instance_and_counter(headless, tmp_path, monkeypatch):
     monkeypatch.setattr(Debugger, '_saved_count', 0)
-    for _ in range(2):
-        d = Debugger(dataset='coco')
-        d.add_img(np.zeros((5, 5, 3), np.uint8), 'a')
+    for sub in ('a', 'a', 'b'):
+        d = Debugger(dataset='coco', out_dir=str(tmp_path / sub))
+        d.add_img(np.zeros((5, 5, 3), np.uint8), 'x')
         d.show_all_imgs()
-    assert sorted(os.listdir(tmp_path)) == ['000001_a.png', '000002_a.png']
+    assert sorted(os.listdir(tmp_path / 'a')) == ['000001_x.png', '000002_x.png']
+    assert os.listdir(tmp_path / 'b') == ['000003_x.png']
+
+
+def test_display_probe(monkeypatch):
+    monkeypatch.setenv('DISPLAY', ':0')
+    probe = DisplayProbe()
+    assert probe.available()
+    probe.mark_unavailable()
+    assert not probe.available()
+    probe.reset()
+    assert probe.available()
+    # a Debugger given a probe without a display writes files instead of opening windows
+    d = Debugger(dataset='coco', display=DisplayProbe())
+    d.display.mark_unavailable()
+    d.add_img(np.zeros((5, 5, 3), np.uint8), 'a')
+    assert d.show_all_imgs() == [] and not d.display.available()
 
 
 def test_matplotlib_mode_saves_figure(headless, tmp_path):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from detectors.base_detector import TIME_STATS
-from detectors.ctdet import CtdetDetector, keep_top_scores
+from detectors.base_detector import TIME_STATS, keep_top_scores
+from detectors.ctdet import CtdetDetector
 from detectors.detector_factory import detector_factory
 from models.model import create_model, save_model
 from models.utils import flip_tensor
@@ -178,7 +178,9 @@ def test_merge_outputs_multi_scale_uses_soft_nms(ckpt, tmp_path):
 
 def test_headless_show_writes_result_image(ckpt, tmp_path, monkeypatch):
     import utils.debugger as dbg
-    monkeypatch.setattr(dbg, '_display_state', False)
+    no_display = dbg.DisplayProbe()
+    no_display.mark_unavailable()
+    monkeypatch.setattr(dbg, 'PROCESS_DISPLAY', no_display)
     det = CtdetDetector(make_opt(ckpt, tmp_path, '--debug', '2'))
     path = str(tmp_path / 'frame.png')
     cv2.imwrite(path, make_image())

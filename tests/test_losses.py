@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from models.losses import (
     BinRotLoss,
@@ -13,14 +14,47 @@ from models.losses import (
     RegLoss,
     RegWeightedL1Loss,
     _neg_loss,
-    _not_faster_neg_loss,
     _reg_loss,
-    _slow_neg_loss,
-    _slow_reg_loss,
     compute_rot_loss,
 )
 
 torch.set_num_threads(1)
+
+
+# Independent formulations of the same losses, used as references for the library's.
+def _slow_neg_loss(pred, gt):
+    """Focal loss computed on the selected pixels only."""
+    pos_inds = gt.eq(1)
+    neg_inds = gt.lt(1)
+    pos_pred = pred[pos_inds]
+    neg_pred = pred[neg_inds]
+    pos_loss = (torch.log(pos_pred) * torch.pow(1 - pos_pred, 2)).sum()
+    neg_loss = (torch.log(1 - neg_pred) * torch.pow(neg_pred, 2) * torch.pow(1 - gt[neg_inds], 4)).sum()
+    if pos_pred.nelement() == 0:
+        return 0 - neg_loss
+    return 0 - (pos_loss + neg_loss) / pos_inds.float().sum()
+
+
+def _not_faster_neg_loss(pred, gt):
+    """Focal loss as one masked expression."""
+    pos = gt.eq(1).float()
+    neg = gt.lt(1).float()
+    num_pos = pos.sum()
+    # a positive p contributes like a negative of probability 1 - p with weight 1
+    flipped = pred * neg + (1 - pred) * pos
+    weight = torch.pow(1 - gt, 4) * neg + pos
+    total = (torch.log(1 - flipped) * torch.pow(flipped, 2) * weight).sum()
+    if num_pos > 0:
+        total = total / num_pos
+    return 0 - total
+
+
+def _slow_reg_loss(regr, gt_regr, mask):
+    """Smooth-L1 over the masked objects only, normalised by the object count."""
+    num = mask.float().sum()
+    sel = mask.unsqueeze(2).expand_as(gt_regr).bool()
+    loss = F.smooth_l1_loss(regr[sel], gt_regr[sel], reduction="sum")
+    return loss / (num + 1e-4)
 
 
 def _focal_by_hand(pred, gt):

@@ -92,6 +92,21 @@ def test_ctdet_oracle_outputs_zero_regression_loss(tmp_path):
     assert stats['off_loss'].item() == pytest.approx(0, abs=1e-4)
 
 
+def test_disabled_loss_terms_are_zero_tensors(tmp_path):
+    # a term whose weight is 0 is never accumulated, yet is a tensor like the others (logged as 0)
+    opt = make_opt(tmp_path, 'ctdet', '--wh_weight', '0', '--not_reg_offset')
+    out = {'hm': torch.zeros(1, NUM_CLASSES, 16, 16), 'wh': torch.zeros(1, 2, 16, 16)}
+    loss, stats = CtdetLoss(opt)([out], ctdet_batch())
+    assert all(torch.is_tensor(v) and v.dim() == 0 for v in stats.values())
+    assert stats['wh_loss'].item() == 0 and stats['off_loss'].item() == 0
+    assert loss.item() == pytest.approx(stats['hm_loss'].item(), rel=1e-6)
+    opt = make_opt(tmp_path, 'exdet', '--not_reg_offset')
+    outs = {k: torch.zeros(1, c, 16, 16) for k, c in opt.heads.items()}
+    batch = {f'hm_{p}': torch.zeros(1, NUM_CLASSES, 16, 16) for p in 'tlbrc'}
+    _, stats = ExdetLoss(opt)([outs], batch)
+    assert torch.is_tensor(stats['off_loss']) and stats['off_loss'].item() == 0
+
+
 @pytest.fixture(scope='module')
 def tiny_model():
     torch.manual_seed(0)

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from types import SimpleNamespace
 
-from utils.errors import UserError
+from models.model import ARCH_CHOICES, VALID_ARCHS
+from utils.errors import UserError, warn
 
 TASKS = ("ctdet", "ddd", "multi_pose", "exdet")
-ARCH_RE = re.compile(r"^(res|resdcn)_(18|34|50|101|152)$|^(dla|dlav0)_34$|^hourglass$")
-ARCH_CHOICES = "res_N / resdcn_N (N = 18, 34, 50, 101, 152), dla_34, dlav0_34, hourglass"
 
 COCO_FIGURES = {"mean": [0.408, 0.447, 0.470], "std": [0.289, 0.274, 0.278]}
 IMAGENET_FIGURES = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -58,6 +56,10 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--exp_root", default="", help="experiment root (default <repo>/exp)")
         _flag(g, "--resume", "continue training: restores optimizer and epoch; without --load_model "
                              "reads <save_dir>/model_last.pth")
+        _flag(g, "--trust_checkpoint", "load --load_model with full unpickling (runs any code the file holds); "
+                                       "only for files you trust that the safe loader refuses")
+        _flag(g, "--load_partial", "accept a checkpoint that fills less than half of the model's tensors "
+                                   "(e.g. a backbone for another task)")
 
         g = p.add_argument_group("system")
         g.add_argument("--gpus", default="0", help="comma-separated GPU ids; -1 runs on the CPU")
@@ -152,7 +154,7 @@ class opts:  # noqa: N801 - the original's public name
         opt = self.parser.parse_args() if args == "" else self.parser.parse_args(args)
         if opt.task not in TASKS:
             raise UserError(f"task '{opt.task}' is unknown; choose one of {', '.join(TASKS)}")
-        if not ARCH_RE.match(opt.arch):
+        if opt.arch not in VALID_ARCHS:
             raise UserError(f"--arch {opt.arch} is unknown; choose {ARCH_CHOICES}")
 
         opt.gpus_str = opt.gpus
@@ -184,6 +186,8 @@ class opts:  # noqa: N801 - the original's public name
             opt.batch_size = 1
             opt.gpus = [opt.gpus[0]]
             opt.master_batch_size = -1
+        # after --debug's overrides, so `--debug 1 --batch_size 0` stays as valid as in the original
+        check_parsed(opt)
 
         if opt.master_batch_size == -1:
             opt.master_batch_size = opt.batch_size // len(opt.gpus)
@@ -198,15 +202,20 @@ class opts:  # noqa: N801 - the original's public name
         opt.debug_dir = os.path.join(opt.save_dir, "debug")
         print("The output will be saved to ", opt.save_dir)
 
+        # which option named the checkpoint, for error lines (--resume alone reads model_last.pth)
+        opt.load_model_option = "--load_model"
         if opt.resume and opt.load_model == "":
             # a test run named '<exp>TEST' resumes from the '<exp>' training run
             model_dir = opt.save_dir[:-4] if opt.save_dir.endswith("TEST") else opt.save_dir
             opt.load_model = os.path.join(model_dir, "model_last.pth")
+            opt.load_model_option = "--resume"
         return opt
 
-    def update_dataset_info_and_set_heads(self, opt: argparse.Namespace, dataset) -> argparse.Namespace:
+    def update_dataset_info_and_set_heads(self, opt: argparse.Namespace, dataset,
+                                          samples: bool = False) -> argparse.Namespace:
         """Take mean/std/classes/resolution from `dataset` (a class or a struct) and set the task's heads."""
         default_h, default_w = dataset.default_resolution
+        given = {"--input_h": opt.input_h, "--input_w": opt.input_w, "--input_res": opt.input_res}
         opt.mean, opt.std = dataset.mean, dataset.std
         opt.num_classes = dataset.num_classes
 
@@ -222,6 +231,7 @@ class opts:  # noqa: N801 - the original's public name
 
         opt.heads = task_heads(opt, dataset)
         print("heads", opt.heads)
+        check_sized(opt, given, samples)
         return opt
 
     def init(self, args: list[str] | str = "") -> argparse.Namespace:
@@ -275,6 +285,86 @@ def task_heads(opt: argparse.Namespace, dataset) -> dict[str, int]:
         raise UserError(f"task '{opt.task}' is unknown; choose one of {', '.join(TASKS)}")
     return heads
 
+
+
+# Validation: a value that cannot work stops the run here, with its fix, before data or models are built.
+
+def network_stride(arch: str) -> int:
+    """Total stride of the network: fixed input sizes must be multiples of it."""
+    # Measured by building the models: res/resdcn/dla/dlav0 give maps of exactly input / 4 only for
+    # multiples of 32 (48, 80, 100, 112 do not line up); hourglass needs 128 (64, 96, 192 fail).
+    return 128 if arch == "hourglass" else 32
+
+
+def check_parsed(opt: argparse.Namespace) -> None:
+    """Reject option values that cannot work, as soon as the command line is parsed."""
+    _at_least(opt.batch_size, 1, "--batch_size", "the images per training step, e.g. --batch_size 32")
+    _at_least(opt.num_workers, 0, "--num_workers", "0 to load the data in the main process")
+    _at_least(opt.num_epochs, 1, "--num_epochs", "the number of training epochs, e.g. --num_epochs 140")
+    _at_least(opt.K, 1, "--K", "the peaks kept per image, e.g. --K 100")
+    if any(s <= 0 for s in opt.test_scales):
+        raise UserError(f"--test_scales {_csv(opt.test_scales)}: every scale must be above 0; "
+                        "pass positive scales, e.g. --test_scales 0.5,1,1.5")
+    steps = opt.lr_step
+    if any(later <= earlier for earlier, later in zip(steps, steps[1:])):
+        # each step divides the lr by 10 once more, so a step out of order would raise it again
+        raise UserError(f"--lr_step {_csv(steps)}: the epochs must be strictly increasing; "
+                        f"pass e.g. --lr_step {_csv(sorted(set(steps)))}")
+    master, batch = opt.master_batch_size, opt.batch_size
+    if master != -1 and not 1 <= master <= batch:
+        raise UserError(f"--master_batch_size {master}: the first GPU's share must be between 1 and "
+                        f"--batch_size {batch}; pass at most {batch}, or -1 to split the batch evenly")
+    if opt.demo_out_dir and os.path.isfile(opt.demo_out_dir):
+        raise UserError(f"--demo_out_dir {opt.demo_out_dir}: an existing file, not a folder; "
+                        "pass a folder path (it is created when missing)")
+
+
+def check_sized(opt: argparse.Namespace, given: dict[str, int], samples: bool) -> None:
+    """Checks that need the input size, known once the dataset is set.
+
+    samples: the run builds training samples (main.py, training or --test), not only detector inputs.
+    """
+    trains = samples
+    late = [step for step in opt.lr_step if step > opt.num_epochs]
+    if trains and not opt.test and late:
+        warn(f"--lr_step {_csv(opt.lr_step)}: epoch {_csv(late)} comes after the last epoch "
+             f"(--num_epochs {opt.num_epochs}), so the lr never drops there; lower --lr_step or raise --num_epochs")
+    if not _uses_fixed_input(opt, trains):
+        return
+    stride = network_stride(opt.arch)
+    for side in ("input_h", "input_w"):
+        size = getattr(opt, side)
+        if size % stride == 0:
+            continue
+        if given[f"--{side}"] > 0:
+            source = f"--{side} {size}"
+        elif given["--input_res"] > 0:
+            source = f"--input_res {size}"
+        else:
+            source = f"the input size {opt.input_h}x{opt.input_w} of --dataset {opt.dataset}"
+        below = size // stride * stride
+        choices = " or ".join(str(v) for v in (below, below + stride) if v > 0)
+        option = f"--{side}" if given[f"--{side}"] > 0 else "--input_res"
+        raise UserError(f"{source}: not a multiple of {stride}, the total stride of --arch {opt.arch} "
+                        f"(its feature maps would not line up); pass {option} {choices}")
+
+
+def _uses_fixed_input(opt: argparse.Namespace, trains: bool) -> bool:
+    """Whether the network sees input_h x input_w images (--keep_res pads each image instead)."""
+    if not opt.keep_res:
+        return True
+    # with --keep_res, ddd still warps to the fixed size, and multi_pose / exdet training samples
+    # are input_res squares; only the detectors and ctdet samples pad to a multiple of pad + 1
+    return opt.task == "ddd" or (trains and opt.task in ("multi_pose", "exdet"))
+
+
+def _at_least(value: int, low: int, option: str, hint: str) -> None:
+    if value < low:
+        raise UserError(f"{option} {value}: must be at least {low}; pass {hint}")
+
+
+def _csv(values: list) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 def _dataset_class(name: str):
     from datasets.dataset_factory import dataset_factory

@@ -52,9 +52,12 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], verbose: bool = T
     return out
 
 
-def convert(input_path: str, output_path: str) -> int:
-    """Convert the file at input_path and write output_path atomically; returns the number of keys."""
-    loaded = load_checkpoint_file(input_path, culprit="input checkpoint")
+def convert(input_path: str, output_path: str, trust: bool = False) -> int:
+    """Convert the file at input_path and write output_path atomically; returns the number of keys.
+
+    `trust` loads an input that pickles Python objects (--trust_checkpoint); by default it is refused.
+    """
+    loaded = load_checkpoint_file(input_path, culprit="input checkpoint", trust=trust)
     if isinstance(loaded, Mapping) and "state_dict" in loaded:
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not all(torch.is_tensor(v) for v in loaded.values()):
@@ -70,8 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", default=MODEL_PATH, help="ExtremeNet checkpoint (.pkl)")
     parser.add_argument("output", nargs="?", default=OUT_PATH, help="CenterNet checkpoint to write (.pth)")
+    parser.add_argument("--trust_checkpoint", action="store_true",
+                        help="load an input that pickles Python objects (runs any code it holds); "
+                             "only for files you trust")
     args = parser.parse_args(argv)
-    n = convert(args.input, args.output)
+    n = convert(args.input, args.output, args.trust_checkpoint)
     print(f"wrote {args.output} ({n} tensors)")
 
 

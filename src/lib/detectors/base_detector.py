@@ -8,40 +8,25 @@ import cv2
 import numpy as np
 import torch
 
-from models.model import create_model, load_model
-from utils.debugger import Debugger
-from utils.errors import UserError
+from models.model import checkpoint_options, create_model, load_model
+from utils.debugger import Debugger, debugger_for, denormalize
 from utils.image import get_affine_transform
+from utils.image_io import read_image
+from utils.memory import check_fits, forward_bytes, out_of_memory_as_error, preprocess_bytes
 from utils.utils import select_device
 
 TIME_STATS = ['tot', 'load', 'pre', 'net', 'dec', 'post', 'merge']
 
 
-def read_image(path: str) -> np.ndarray:
-    """cv2.imread that fails with a one-line UserError naming the file."""
-    if not os.path.isfile(path):
-        raise UserError(f'{path}: no such image file; check the path')
-    image = cv2.imread(path)
-    if image is None:
-        raise UserError(f'{path}: cannot be read as an image; pass a JPEG/PNG/BMP/WebP file')
-    return image
-
-
-def denormalize_input(images: torch.Tensor, i: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Batch item i of the network input -> uint8 BGR image."""
-    img = images[i].detach().cpu().numpy().transpose(1, 2, 0)
-    return np.clip((img * std + mean) * 255, 0, 255).astype(np.uint8)
-
-
-def get_soft_nms(variant: str = 'soft_nms'):
-    """The compiled soft-NMS function `variant` of external.nms, or a UserError explaining how to build it."""
-    try:
-        from external import nms
-
-        return getattr(nms, variant)
-    except (ImportError, AttributeError) as e:
-        raise UserError(f'external.nms: soft-NMS is not built ({e}); run `make -C src/lib/external` '
-                        'or drop --nms and extra --test_scales') from e
+def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> dict:
+    """Keep the boxes (over all classes) scoring at least the max_per_image-th best score (ties kept)."""
+    scores = np.hstack([r[:, score_col] for r in results.values()]) if results else np.zeros(0)
+    if len(scores) > max_per_image:
+        kth = len(scores) - max_per_image
+        thresh = np.partition(scores, kth)[kth]
+        for j in results:
+            results[j] = results[j][results[j][:, score_col] >= thresh]
+    return results
 
 
 def vis_out_dir(opt) -> str:
@@ -58,7 +43,7 @@ class BaseDetector:
         print('Creating model...')
         # Weights come from --load_model: nothing is downloaded at test time.
         self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
-        self.model = load_model(self.model, opt.load_model)
+        self.model = load_model(self.model, opt.load_model, **checkpoint_options(opt))
         self.model = self.model.to(opt.device)
         self.model.eval()
 
@@ -97,19 +82,45 @@ class BaseDetector:
             c = np.array([new_width // 2, new_height // 2], dtype=np.float32)
             s = np.array([inp_width, inp_height], dtype=np.float32)
 
-        trans_input = get_affine_transform(c, s, 0, [inp_width, inp_height])
-        resized_image = cv2.resize(image, (new_width, new_height))
-        inp_image = cv2.warpAffine(resized_image, trans_input, (inp_width, inp_height), flags=cv2.INTER_LINEAR)
-        inp_image = ((inp_image / 255. - self.mean) / self.std).astype(np.float32)
+        batch = 2 if opt.flip_test else 1
+        with self._memory_guard(image.shape, batch, inp_height, inp_width, on_device=False):
+            trans_input = get_affine_transform(c, s, 0, [inp_width, inp_height])
+            resized_image = cv2.resize(image, (new_width, new_height))
+            inp_image = cv2.warpAffine(resized_image, trans_input, (inp_width, inp_height), flags=cv2.INTER_LINEAR)
+            inp_image = ((inp_image / 255. - self.mean) / self.std).astype(np.float32)
 
-        images = inp_image.transpose(2, 0, 1).reshape(1, 3, inp_height, inp_width)
-        if opt.flip_test:
-            images = np.concatenate((images, images[:, :, :, ::-1]), axis=0)
-        images = torch.from_numpy(np.ascontiguousarray(images))
+            images = inp_image.transpose(2, 0, 1).reshape(1, 3, inp_height, inp_width)
+            if opt.flip_test:
+                images = np.concatenate((images, images[:, :, :, ::-1]), axis=0)
+            images = torch.from_numpy(np.ascontiguousarray(images))
         meta = {'c': c, 's': s,
                 'out_height': inp_height // opt.down_ratio,
                 'out_width': inp_width // opt.down_ratio}
         return images, meta
+
+    def _memory_guard(self, image_shape: tuple, batch: int, height: int, width: int, on_device: bool):
+        """Stop with one line, before allocating, when the input of this image will not fit in memory.
+
+        on_device=False checks pre-processing (host memory, safe in a loader worker); True checks the
+        forward pass on opt.device. The returned context turns a failed allocation into the same line.
+        """
+        opt = self.opt
+        device = opt.device if on_device else torch.device('cpu')
+        needed = preprocess_bytes(batch, height, width) if not on_device else 0
+        if on_device or opt.device.type == 'cpu':
+            needed += forward_bytes(opt.arch, batch, height, width)
+        img_h, img_w = image_shape[0], image_shape[1]
+        mode = '--keep_res' if opt.keep_res else 'fixed-size'
+        flip = ', twice with --flip_test' if batch > 1 else ''
+        what = f'image {img_w}x{img_h} ({mode} network input {width}x{height}{flip}) with --arch {opt.arch}'
+        if opt.keep_res:
+            fix = ('drop --keep_res to test at the fixed input size (the --fix_res default, set by --input_res), '
+                   'or shrink the image with --test_scales below 1')
+        else:
+            fix = 'pass a smaller --input_res (or --input_h / --input_w)'
+        check_fits(needed, device, what, fix)
+        where = 'GPU memory' if device.type == 'cuda' else 'memory'
+        return out_of_memory_as_error(f'{what} ran out of {where}; {fix}')
 
     def process(self, images: torch.Tensor, return_time: bool = False):
         """Network forward + decoding; returns (output, dets[, forward_time])."""
@@ -133,18 +144,10 @@ class BaseDetector:
 
     def _blend_pred(self, debugger: Debugger, images: torch.Tensor, output: dict, name: str) -> np.ndarray:
         """The first network input as an image, with the predicted `hm` blended over it as `name`; returns it."""
-        img = denormalize_input(images, 0, self.mean, self.std)
+        img = denormalize(images[0], self.mean, self.std)
         pred = debugger.gen_colormap(output['hm'][0].detach().cpu().numpy())
         debugger.add_blend_img(img, pred, name)
         return img
-
-    @staticmethod
-    def _add_boxes(debugger: Debugger, img: np.ndarray, rows: np.ndarray, thresh: float, img_id: str) -> None:
-        """`img` as `img_id` with the boxes of rows [x1, y1, x2, y2, score, ..., class] scoring above `thresh`."""
-        debugger.add_img(img, img_id=img_id)
-        for row in rows:
-            if row[4] > thresh:
-                debugger.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
 
     def _show_class_boxes(self, debugger: Debugger, image: np.ndarray, results: dict, img_id: str) -> None:
         """Show the per-class boxes {class: rows [x1, y1, x2, y2, score]} above vis_thresh on the original image."""
@@ -156,10 +159,7 @@ class BaseDetector:
         debugger.show_all_imgs(pause=self.pause)
 
     def _make_debugger(self, prefix: str) -> Debugger:
-        opt = self.opt
-        debugger = Debugger(dataset=opt.dataset, ipynb=(opt.debug == 3), theme=opt.debugger_theme,
-                            out_dir=self.vis_dir)
-        debugger.out_prefix = prefix
+        debugger = debugger_for(self.opt, self.vis_dir, prefix)
         debugger.save_headless = self.save_vis_images
         return debugger
 
@@ -199,7 +199,8 @@ class BaseDetector:
             pre_process_time = time.time()
             pre_time += pre_process_time - scale_start_time
 
-            output, dets, forward_time = self.process(images, return_time=True)
+            with self._memory_guard(image.shape, images.shape[0], images.shape[2], images.shape[3], on_device=True):
+                output, dets, forward_time = self.process(images, return_time=True)
             self._sync()
             net_time += forward_time - pre_process_time
             decode_time = time.time()

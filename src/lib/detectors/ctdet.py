@@ -6,25 +6,13 @@ import time
 import numpy as np
 import torch
 
+from external import require_nms
 from models.decode import ctdet_decode
 from models.utils import flip_merge
 from utils.debugger import Debugger
 from utils.post_process import ctdet_post_process
 
-from .base_detector import BaseDetector, denormalize_input, get_soft_nms
-
-__all__ = ['CtdetDetector', 'denormalize_input', 'get_soft_nms', 'keep_top_scores']
-
-
-def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> dict:
-    """Keep the boxes (over all classes) scoring at least the max_per_image-th best score (ties kept)."""
-    scores = np.hstack([r[:, score_col] for r in results.values()]) if results else np.zeros(0)
-    if len(scores) > max_per_image:
-        kth = len(scores) - max_per_image
-        thresh = np.partition(scores, kth)[kth]
-        for j in results:
-            results[j] = results[j][results[j][:, score_col] >= thresh]
-    return results
+from .base_detector import BaseDetector, keep_top_scores
 
 
 class CtdetDetector(BaseDetector):
@@ -68,7 +56,7 @@ class CtdetDetector(BaseDetector):
         """Concatenate scales; soft-NMS for multi-scale or --nms; keep the best max_per_image boxes."""
         results = {}
         use_nms = len(self.scales) > 1 or self.opt.nms
-        soft_nms = get_soft_nms() if use_nms else None
+        soft_nms = require_nms() if use_nms else None
         for j in range(1, self.num_classes + 1):
             results[j] = np.concatenate([d[j] for d in detections], axis=0).astype(np.float32)
             if use_nms:
@@ -82,7 +70,7 @@ class CtdetDetector(BaseDetector):
         detection = dets.detach().cpu().numpy().copy()
         detection[:, :, :4] *= self.opt.down_ratio
         img = self._blend_pred(debugger, images, output, f'pred_hm_{scale:.1f}')
-        self._add_boxes(debugger, img, detection[0], self.opt.center_thresh, f'out_pred_{scale:.1f}')
+        debugger.add_box_rows(img, detection[0], self.opt.center_thresh, f'out_pred_{scale:.1f}')
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'ctdet')."""

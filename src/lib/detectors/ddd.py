@@ -8,10 +8,9 @@ import numpy as np
 import torch
 
 from models.decode import ddd_decode
-from trains.ddd import RESULT_COLS, depth_from_output
 from utils.debugger import Debugger
 from utils.image import get_affine_transform
-from utils.post_process import ddd_post_process
+from utils.post_process import DDD_RESULT_COLS, ddd_post_process, depth_from_output
 
 from .base_detector import BaseDetector
 
@@ -80,7 +79,7 @@ class DddDetector(BaseDetector):
         """First scale only; rows scoring above --peak_thresh."""
         results = detections[0]
         for j in range(1, self.num_classes + 1):
-            rows = np.asarray(results.get(j, []), dtype=np.float32).reshape(-1, RESULT_COLS)
+            rows = np.asarray(results.get(j, []), dtype=np.float32).reshape(-1, DDD_RESULT_COLS)
             results[j] = rows[rows[:, -1] > self.opt.peak_thresh]
         return results
 

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import torch
 
+from external import require_nms
 from models.decode import agnex_ct_decode, exct_decode
-from utils.debugger import Debugger
+from utils.debugger import Debugger, denormalize
 from utils.image import transform_preds
 
-from .base_detector import BaseDetector, denormalize_input, get_soft_nms
-from .ctdet import keep_top_scores
+from .base_detector import BaseDetector, keep_top_scores
 
 # Row layout: [l.x, t.y, r.x, b.y, score, t.x, t.y, l.x, l.y, b.x, b.y, r.x, r.y, class].
 _X_COLS = [0, 2, 5, 7, 9, 11]
@@ -77,7 +77,7 @@ class ExdetDetector(BaseDetector):
         detections = np.concatenate(detections, axis=0).astype(np.float32)
         detections = detections[detections[:, 4] > 0]
         classes = detections[:, -1]
-        soft_nms = get_soft_nms()
+        soft_nms = require_nms()
         results = {}
         for j in range(self.num_classes):
             rows = np.ascontiguousarray(detections[classes == j][:, 0:7]).astype(np.float32)
@@ -93,7 +93,7 @@ class ExdetDetector(BaseDetector):
         i = 0
         inp_height, inp_width = images.shape[2], images.shape[3]
         pred_hm = np.zeros((inp_height, inp_width, 3), dtype=np.uint8)
-        img = denormalize_input(images, i, self.mean, self.std)
+        img = denormalize(images[i], self.mean, self.std)
         for p in 'tlbrc':
             pred = debugger.gen_colormap(output[f'hm_{p}'][i].detach().cpu().numpy(), (inp_width, inp_height))
             if p != 'c':
@@ -101,7 +101,7 @@ class ExdetDetector(BaseDetector):
             else:
                 debugger.add_blend_img(img, pred, f'pred_{p}_{scale:.1f}')
         debugger.add_blend_img(img, pred_hm, f'pred_{scale:.1f}')
-        self._add_boxes(debugger, img, detection[i], 0.01, f'out_{scale:.1f}')
+        debugger.add_box_rows(img, detection[i], 0.01, f'out_{scale:.1f}')
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'exdet')."""

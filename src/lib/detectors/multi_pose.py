@@ -6,16 +6,12 @@ import time
 import numpy as np
 import torch
 
+from external import require_nms
 from models.decode import multi_pose_decode
 from models.utils import flip_merge, flip_merge_lr, flip_merge_lr_off
 from utils.post_process import multi_pose_post_process
 
-from .base_detector import BaseDetector, get_soft_nms
-
-
-def _soft_nms_39():
-    """The compiled soft-NMS for 39-column rows, or a UserError explaining how to build it."""
-    return get_soft_nms("soft_nms_39")
+from .base_detector import BaseDetector
 
 
 class MultiPoseDetector(BaseDetector):
@@ -72,7 +68,7 @@ class MultiPoseDetector(BaseDetector):
         """Concatenate the scales; soft-NMS when several scales or --nms (its keep list is unused)."""
         people = np.concatenate([d[1] for d in detections], axis=0).astype(np.float32)
         if self.opt.nms or len(self.opt.test_scales) > 1:
-            _soft_nms_39()(people, Nt=0.5, method=2)
+            require_nms("soft_nms_39")(people, Nt=0.5, method=2)
         return {1: people.tolist()}
 
     def debug(self, debugger, images: torch.Tensor, dets: torch.Tensor, output: dict, scale: float = 1) -> None:

@@ -33,41 +33,6 @@ def _neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return 0 - (pos_loss + neg_loss) / num_pos
 
 
-def _slow_neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """The same focal loss computed on the selected pixels only (lower peak memory, slower)."""
-    pos_inds = gt.eq(1)
-    neg_inds = gt.lt(1)
-    pos_pred = pred[pos_inds]
-    neg_pred = pred[neg_inds]
-    pos_loss = (torch.log(pos_pred) * torch.pow(1 - pos_pred, 2)).sum()
-    neg_loss = (torch.log(1 - neg_pred) * torch.pow(neg_pred, 2) * torch.pow(1 - gt[neg_inds], 4)).sum()
-    if pos_pred.nelement() == 0:
-        return 0 - neg_loss
-    return 0 - (pos_loss + neg_loss) / pos_inds.float().sum()
-
-
-def _not_faster_neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """The same focal loss written as a single masked expression."""
-    pos = gt.eq(1).float()
-    neg = gt.lt(1).float()
-    num_pos = pos.sum()
-    # a positive p contributes like a negative of probability 1 - p with weight 1
-    flipped = pred * neg + (1 - pred) * pos
-    weight = torch.pow(1 - gt, 4) * neg + pos
-    total = (torch.log(1 - flipped) * torch.pow(flipped, 2) * weight).sum()
-    if num_pos > 0:
-        total = total / num_pos
-    return 0 - total
-
-
-def _slow_reg_loss(regr: torch.Tensor, gt_regr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Smooth-L1 over the masked objects only, normalised by the object count."""
-    num = mask.float().sum()
-    sel = mask.unsqueeze(2).expand_as(gt_regr).bool()
-    loss = F.smooth_l1_loss(regr[sel], gt_regr[sel], reduction="sum")
-    return loss / (num + 1e-4)
-
-
 def _reg_loss(regr: torch.Tensor, gt_regr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Smooth-L1 of masked B x N x D predictions, summed and divided by the number of objects."""
     num = mask.float().sum()

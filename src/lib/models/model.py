@@ -4,13 +4,13 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
-import warnings
+import re
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from utils.errors import UserError
+from utils.errors import UserError, warn
 
 # arch prefix -> (module under models.networks, factory function). Imported lazily so that
 # res_N and hourglass never load the compiled DCN extension.
@@ -22,9 +22,12 @@ _model_factory = {
     "hourglass": ("large_hourglass", "get_large_hourglass_net"),
 }
 
-VALID_ARCHS = ("res_18", "res_34", "res_50", "res_101", "res_152",
-               "resdcn_18", "resdcn_34", "resdcn_50", "resdcn_101", "resdcn_152",
+# The one list of --arch values (opts.py validates against it).
+_RESNET_DEPTHS = (18, 34, 50, 101, 152)
+VALID_ARCHS = (*(f"res_{n}" for n in _RESNET_DEPTHS), *(f"resdcn_{n}" for n in _RESNET_DEPTHS),
                "dla_34", "dlav0_34", "hourglass")
+# VALID_ARCHS in short, for --arch's help and error line.
+ARCH_CHOICES = f"res_N / resdcn_N (N = {', '.join(map(str, _RESNET_DEPTHS))}), dla_34, dlav0_34, hourglass"
 
 _LOAD_MSG = ("If you see this, your model does not fully load the pre-trained weight. "
              "Please make sure you have correctly specified --arch xxx "
@@ -61,25 +64,50 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_checkpoint_file(path: str, culprit: str = "--load_model") -> object:
-    """torch.load a checkpoint on the CPU, safely (weights_only) when it holds only tensors and plain values.
+def _numpy_safe_globals() -> list:
+    """The numpy pieces that plain-valued checkpoints pickle (scalars, dtypes, arrays), under old and new names.
 
-    Original CenterNet checkpoints hold tensors, ints and dicts, which the safe loader reads. Files with
-    other pickled Python objects are loaded with full unpickling after a warning, as PyTorch < 2.6 did.
+    Files written with numpy 1.x name numpy.core.*, numpy 2.x numpy._core.*; both are data, not code.
+    """
+    import numpy as np
+
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    names = []
+    for fn in (core.scalar, core._reconstruct):
+        names += [(fn, f"numpy.core.multiarray.{fn.__name__}"), (fn, f"numpy._core.multiarray.{fn.__name__}")]
+    dtype_classes = {type(np.dtype(c)) for c in "?bhilqBHILQefdgFDGSUV"}
+    return [*names, np.dtype, np.ndarray, *dtype_classes]
+
+
+def load_checkpoint_file(path: str, culprit: str = "--load_model", trust: bool = False) -> object:
+    """torch.load a checkpoint on the CPU without running any code it may hold (weights_only).
+
+    Checkpoints of the original and of this port hold tensors, dicts, ints and floats (numpy scalars in
+    some older files), which the safe loader reads. A file that pickles other Python objects is refused
+    with one line unless `trust` (--trust_checkpoint) is given for a file the user trusts.
     """
     if not path:
         raise UserError(f"{culprit}: no checkpoint given; pass the path of a .pth file")
     if not os.path.isfile(path):
+        if culprit == "--resume":
+            raise UserError(f"--resume: no {os.path.basename(path)} in {os.path.dirname(path)}; train this "
+                            "experiment first (same task and --exp_id) or name a checkpoint with --load_model")
         raise UserError(f"{culprit} {path}: no such file; check the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
             raise UserError(_unreadable(culprit, path, e)) from None
-        # The safe loader refuses pickled Python objects other than tensors and containers; say which.
-        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
-        warnings.warn(f"{path} contains Python objects that the safe loader refuses ({why or 'see torch.load'}); "
-                      "loading it with full unpickling - only do this for checkpoints you trust.", stacklevel=2)
+        refused = _refused_global(str(e))
+        if refused is None and not trust:  # not a pickle of ours at all (a JSON file, random bytes...)
+            raise UserError(_unreadable(culprit, path, e)) from None
+        if not trust:
+            raise UserError(f"{culprit} {path}: refused, the file pickles Python objects ({refused}) that could "
+                            "run code when loaded; pass --trust_checkpoint only if you trust where it came from"
+                            ) from None
+        warn(f"{culprit} {path}: loading Python objects ({refused or 'unknown'}) with full unpickling "
+             "(--trust_checkpoint)")
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e2:
@@ -88,19 +116,29 @@ def load_checkpoint_file(path: str, culprit: str = "--load_model") -> object:
         raise UserError(_unreadable(culprit, path, e)) from None
 
 
+def _refused_global(message: str) -> str | None:
+    """The 'module.name' the safe loader refused, taken from its multi-line message (None: no global named)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    return found.group(1) if found else None
+
+
 def _unreadable(culprit: str, path: str, e: BaseException) -> str:
     first = str(e).split(". ")[0].splitlines()[0][:160] if str(e) else ""
     return (f"{culprit} {path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first}); "
             "pass a complete file written by torch.save")
 
 
-def _checkpoint_state_dict(checkpoint: object, path: str) -> tuple[dict, object]:
+def _checkpoint_state_dict(checkpoint: object, path: str, culprit: str = "--load_model") -> tuple[dict, object]:
     """(state_dict, epoch) of an original-style checkpoint; a bare state_dict is accepted too."""
     if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
-        return checkpoint["state_dict"], checkpoint.get("epoch", 0)
+        state_dict = checkpoint["state_dict"]
+        if isinstance(state_dict, Mapping) and all(torch.is_tensor(v) for v in state_dict.values()):
+            return state_dict, checkpoint.get("epoch", 0)
+        raise UserError(f"{culprit} {path}: its 'state_dict' is not a mapping of names to tensors; "
+                        "pass a checkpoint saved by CenterNet")
     if isinstance(checkpoint, Mapping) and checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
         return dict(checkpoint), 0
-    raise UserError(f"--load_model {path}: no 'state_dict' in this file; pass a checkpoint saved by "
+    raise UserError(f"{culprit} {path}: no 'state_dict' in this file; pass a checkpoint saved by "
                     "CenterNet (a dict with 'epoch' and 'state_dict') or a plain state_dict")
 
 
@@ -115,49 +153,83 @@ def _strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, to
     return out
 
 
-def _report_heads(model: nn.Module, not_loaded: Sequence[str]) -> None:
-    """One summary line naming the output heads that kept their fresh initialisation."""
-    heads = getattr(model, "heads", None)
-    if not heads or not not_loaded:
-        return
-    skipped = [h for h in heads if any(k.split(".", 1)[0] == h for k in not_loaded)]
-    if skipped:
-        print(f"Heads not loaded from the checkpoint (kept at their initialisation): {', '.join(skipped)}. "
-              "Fine-tuning to other classes/heads is expected to do this; otherwise check --arch/--num_classes.")
+def _reconcile(state_dict: dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor],
+               verbose: bool) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Merge a checkpoint into the model's own tensors: (merged, model keys not loaded, checkpoint keys unused).
+
+    With `verbose` every mismatch gets the original's per-key line.
+    """
+    merged, not_loaded, unused = {}, [], []
+    for k, v in state_dict.items():
+        if k not in model_state:
+            unused.append(k)
+            if verbose:
+                print(f"Drop parameter {k}.{_LOAD_MSG}")
+        elif v.shape != model_state[k].shape:
+            unused.append(k)
+            if verbose:
+                print(f"Skip loading parameter {k}, required shape{model_state[k].shape}, "
+                      f"loaded shape{v.shape}. {_LOAD_MSG}")
+        else:
+            merged[k] = v
+    for k, v in model_state.items():
+        if k not in merged:
+            merged[k] = v
+            not_loaded.append(k)
+            if verbose and k not in state_dict:
+                print(f"No param {k}.{_LOAD_MSG}")
+    return merged, not_loaded, unused
+
+
+def _load_summary(model: nn.Module, path: str, total: int, not_loaded: Sequence[str], unused: Sequence[str]) -> str:
+    """One line: how many of the model's tensors came from the file, which heads / parts kept their init."""
+    heads = [h for h in (getattr(model, "heads", None) or ()) if any(k.split(".", 1)[0] == h for k in not_loaded)]
+    others = [k for k in not_loaded if k.split(".", 1)[0] not in heads]
+    parts = []
+    if heads:
+        parts.append(f"heads {', '.join(heads)}")
+    if others:
+        parts.append(f"{len(others)} other tensors (e.g. {others[0]})")
+    line = f"Loaded {total - len(not_loaded)} of {total} model tensors from {path}"
+    if parts:
+        line += f"; kept at their initialisation: {'; '.join(parts)}"
+    if unused:
+        line += f"; {len(unused)} checkpoint tensors unused (e.g. {unused[0]})"
+    return line + "."
+
+
+def checkpoint_options(opt) -> dict:
+    """load_model's keyword arguments chosen on the command line (opt-ins, verbosity, the option to blame)."""
+    return {"trust": opt.trust_checkpoint, "allow_partial": opt.load_partial, "verbose": opt.debug > 0,
+            "culprit": opt.load_model_option}
 
 
 def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimizer | None = None,
-               resume: bool = False, lr: float | None = None, lr_step: Sequence[int] | None = None):
+               resume: bool = False, lr: float | None = None, lr_step: Sequence[int] | None = None, *,
+               trust: bool = False, allow_partial: bool = False, verbose: bool = True,
+               culprit: str = "--load_model"):
     """Load weights (and on resume the optimizer, epoch and scheduled lr) from an original-style checkpoint.
 
-    Returns the model, or (model, optimizer, start_epoch) when an optimizer is given.
+    Returns the model, or (model, optimizer, start_epoch) when an optimizer is given. `trust` allows
+    files with pickled Python objects (--trust_checkpoint); a file that fills less than half of the
+    model's tensors is refused unless `allow_partial` (--load_partial); `verbose` prints the original's
+    line for every mismatching key, otherwise one summary line covers them.
     """
     start_epoch = 0
-    checkpoint = load_checkpoint_file(model_path)
-    state_dict_, epoch = _checkpoint_state_dict(checkpoint, model_path)
+    checkpoint = load_checkpoint_file(model_path, culprit, trust)
+    state_dict_, epoch = _checkpoint_state_dict(checkpoint, model_path, culprit)
     print(f"loaded {model_path}, epoch {epoch}")
-    state_dict = _strip_module_prefix(state_dict_)
     net = _unwrap(model)
-    model_state_dict = net.state_dict()
-
-    not_loaded = []
-    for k in list(state_dict):
-        if k in model_state_dict:
-            if state_dict[k].shape != model_state_dict[k].shape:
-                print(f"Skip loading parameter {k}, required shape{model_state_dict[k].shape}, "
-                      f"loaded shape{state_dict[k].shape}. {_LOAD_MSG}")
-                state_dict[k] = model_state_dict[k]
-                not_loaded.append(k)
-        else:
-            print(f"Drop parameter {k}.{_LOAD_MSG}")
-            del state_dict[k]
-    for k in model_state_dict:
-        if k not in state_dict:
-            print(f"No param {k}.{_LOAD_MSG}")
-            state_dict[k] = model_state_dict[k]
-            not_loaded.append(k)
-    net.load_state_dict(state_dict, strict=False)
-    _report_heads(net, not_loaded)
+    model_state = net.state_dict()
+    merged, not_loaded, unused = _reconcile(_strip_module_prefix(state_dict_), model_state, verbose)
+    summary = _load_summary(net, model_path, len(model_state), not_loaded, unused)
+    if len(not_loaded) * 2 > len(model_state) and not allow_partial:
+        raise UserError(f"{culprit} {model_path}: only {len(model_state) - len(not_loaded)} of {len(model_state)} "
+                        "model tensors match this checkpoint (made for another network?); check --arch and the "
+                        "task, or pass --load_partial to start from it anyway")
+    if not_loaded or unused:
+        print(summary)
+    net.load_state_dict(merged, strict=False)
 
     if optimizer is not None and resume:
         if isinstance(checkpoint, Mapping) and "optimizer" in checkpoint:

@@ -27,10 +27,6 @@ def _tranpose_and_gather_feat(feat: torch.Tensor, ind: torch.Tensor) -> torch.Te
     return _gather_feat(flat, ind)
 
 
-# Both spellings are in circulation among CenterNet-derived code; keep the correctly spelt one too.
-_transpose_and_gather_feat = _tranpose_and_gather_feat
-
-
 def flip_tensor(x: torch.Tensor) -> torch.Tensor:
     """Mirror a B x C x H x W tensor left-right."""
     return torch.flip(x, [3])

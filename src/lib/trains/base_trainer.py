@@ -6,7 +6,6 @@ import time
 import torch
 from progress.bar import Bar
 
-from utils.debugger import Debugger
 from utils.utils import AverageMeter
 
 
@@ -26,9 +25,9 @@ class ModelWithLoss(torch.nn.Module):
         return outputs[-1], loss, loss_stats
 
 
-def _stat_value(v) -> float:
-    # A loss term whose weight is 0 stays the int 0 (the original then crashed on .mean()).
-    return v.mean().item() if torch.is_tensor(v) else float(v)
+def _stat_value(v: torch.Tensor) -> float:
+    # Every loss term is a tensor (trains.common.zero_terms); several GPUs return one value each.
+    return v.mean().item()
 
 
 class BaseTrainer:
@@ -39,9 +38,6 @@ class BaseTrainer:
         self.optimizer = optimizer
         self.loss_stats, self.loss = self._get_losses(opt)
         self.model_with_loss = ModelWithLoss(model, self.loss)
-        # Headless debug windows fall back to files in the experiment's debug folder.
-        if getattr(opt, 'debug_dir', None):
-            Debugger.default_out_dir = opt.debug_dir
 
     def set_device(self, gpus: list[int], chunk_sizes: list[int], device) -> None:
         """Move the model (wrapped for several GPUs) and the optimizer state to `device`."""

@@ -8,26 +8,12 @@ import torch
 from models.decode import ddd_decode
 from models.losses import BinRotLoss, FocalLoss, L1Loss
 from models.utils import _sigmoid
-from utils.post_process import ddd_post_process
+from utils.debugger import debugger_for, denormalize
+from utils.oracle_utils import oracle_map
+from utils.post_process import ddd_keep_above, ddd_post_process, depth_from_output
 
 from .base_trainer import BaseTrainer
-from .ctdet import blend_heatmaps, denormalize, finish_debug, new_debugger, oracle_map
-
-RESULT_COLS = 13
-
-
-def depth_from_output(dep: torch.Tensor) -> torch.Tensor:
-    """Network depth channel -> metres: 1 / sigmoid(x) - 1 (the 1e-6 keeps it finite)."""
-    return 1. / (dep.sigmoid() + 1e-6) - 1.
-
-
-def keep_above(per_class: dict, thresh: float) -> dict:
-    """Rows (score in the last column) scoring above `thresh`; empty classes become 0 x 13 arrays."""
-    out = {}
-    for cls, rows in per_class.items():
-        rows = np.asarray(rows, dtype=np.float32).reshape(-1, RESULT_COLS)
-        out[cls] = rows[rows[:, -1] > thresh]
-    return out
+from .common import blend_heatmaps, finish_debug, zero_terms
 
 
 class DddLoss(torch.nn.Module):
@@ -43,8 +29,7 @@ class DddLoss(torch.nn.Module):
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, stats); replaces `hm` and `dep` in the outputs by their activations."""
         opt = self.opt
-        hm_loss, dep_loss, rot_loss, dim_loss = 0, 0, 0, 0
-        wh_loss, off_loss = 0, 0
+        hm_loss, dep_loss, rot_loss, dim_loss, wh_loss, off_loss = zero_terms(outputs[0]['hm'], 6)
         for s in range(opt.num_stacks):
             output = outputs[s]
             # the original applies the clamped sigmoid with --mse_loss too
@@ -53,22 +38,22 @@ class DddLoss(torch.nn.Module):
             if opt.eval_oracle_dep:
                 output['dep'] = oracle_map(batch['dep'], batch['ind'], output['dep'])
 
-            hm_loss += self.crit(output['hm'], batch['hm']) / opt.num_stacks
+            hm_loss = hm_loss + self.crit(output['hm'], batch['hm']) / opt.num_stacks
             if opt.dep_weight > 0:
-                dep_loss += self.crit_reg(output['dep'], batch['reg_mask'], batch['ind'],
-                                          batch['dep']) / opt.num_stacks
+                dep_loss = dep_loss + self.crit_reg(output['dep'], batch['reg_mask'], batch['ind'],
+                                                    batch['dep']) / opt.num_stacks
             if opt.dim_weight > 0:
-                dim_loss += self.crit_reg(output['dim'], batch['reg_mask'], batch['ind'],
-                                          batch['dim']) / opt.num_stacks
+                dim_loss = dim_loss + self.crit_reg(output['dim'], batch['reg_mask'], batch['ind'],
+                                                    batch['dim']) / opt.num_stacks
             if opt.rot_weight > 0:
-                rot_loss += self.crit_rot(output['rot'], batch['rot_mask'], batch['ind'], batch['rotbin'],
-                                          batch['rotres']) / opt.num_stacks
+                rot_loss = rot_loss + self.crit_rot(output['rot'], batch['rot_mask'], batch['ind'], batch['rotbin'],
+                                                    batch['rotres']) / opt.num_stacks
             if opt.reg_bbox and opt.wh_weight > 0:
-                wh_loss += self.crit_reg(output['wh'], batch['rot_mask'], batch['ind'],
-                                         batch['wh']) / opt.num_stacks
+                wh_loss = wh_loss + self.crit_reg(output['wh'], batch['rot_mask'], batch['ind'],
+                                                  batch['wh']) / opt.num_stacks
             if opt.reg_offset and opt.off_weight > 0:
-                off_loss += self.crit_reg(output['reg'], batch['rot_mask'], batch['ind'],
-                                          batch['reg']) / opt.num_stacks
+                off_loss = off_loss + self.crit_reg(output['reg'], batch['rot_mask'], batch['ind'],
+                                                    batch['reg']) / opt.num_stacks
         loss = (opt.hm_weight * hm_loss + opt.dep_weight * dep_loss + opt.dim_weight * dim_loss
                 + opt.rot_weight * rot_loss + opt.wh_weight * wh_loss + opt.off_weight * off_loss)
         loss_stats = {'loss': loss, 'hm_loss': hm_loss, 'dep_loss': dep_loss, 'dim_loss': dim_loss,
@@ -109,8 +94,8 @@ class DddTrainer(BaseTrainer):
                                    meta['s'].detach().cpu().numpy(), calib, opt)
         i = 0
         image_path = meta['image_path'][i]
-        debugger = new_debugger(opt, iter_id)
-        img = denormalize(batch['input'][i], opt, clip=False)
+        debugger = debugger_for(opt, opt.debug_dir, f'{iter_id}')
+        img = denormalize(batch['input'][i], opt.mean, opt.std, clip=False)
         blend_heatmaps(debugger, img, output, batch, ('hm_pred', 'hm_gt'), i=i)
         debugger.add_ct_detection(img, dets[i], show_box=opt.reg_bbox, center_thresh=opt.center_thresh,
                                   img_id='det_pred')
@@ -140,4 +125,4 @@ class DddTrainer(BaseTrainer):
         dets = self._decode(output)
         dets_pred = self._post_process(dets, batch['meta'])
         img_id = batch['meta']['img_id'].detach().cpu().numpy()[0]
-        results[img_id] = keep_above(dets_pred[0], self.opt.center_thresh)
+        results[img_id] = ddd_keep_above(dets_pred[0], self.opt.center_thresh)

@@ -7,9 +7,10 @@ import torch
 from models.decode import agnex_ct_decode, exct_decode
 from models.losses import FocalLoss, RegL1Loss
 from models.utils import _sigmoid
+from utils.debugger import debugger_for, denormalize
 
 from .base_trainer import BaseTrainer
-from .ctdet import denormalize, finish_debug, new_debugger
+from .common import finish_debug, zero_terms
 
 EXDET_PARTS = ['t', 'l', 'b', 'r', 'c']
 
@@ -27,16 +28,16 @@ class ExdetLoss(torch.nn.Module):
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, {'loss', 'off_loss', 'hm_loss'}); sigmoids the heatmaps in the outputs."""
         opt = self.opt
-        hm_loss, reg_loss = 0, 0
+        hm_loss, reg_loss = zero_terms(outputs[0]['hm_t'], 2)
         for s in range(opt.num_stacks):
             output = outputs[s]
             for p in self.parts:
                 tag = f'hm_{p}'
                 output[tag] = _sigmoid(output[tag])
-                hm_loss += self.crit(output[tag], batch[tag]) / opt.num_stacks
+                hm_loss = hm_loss + self.crit(output[tag], batch[tag]) / opt.num_stacks
                 if p != 'c' and opt.reg_offset and opt.off_weight > 0:
-                    reg_loss += self.crit_reg(output[f'reg_{p}'], batch['reg_mask'], batch[f'ind_{p}'],
-                                              batch[f'reg_{p}']) / opt.num_stacks
+                    reg_loss = reg_loss + self.crit_reg(output[f'reg_{p}'], batch['reg_mask'], batch[f'ind_{p}'],
+                                                        batch[f'reg_{p}']) / opt.num_stacks
         loss = opt.hm_weight * hm_loss + opt.off_weight * reg_loss
         return loss, {'loss': loss, 'off_loss': reg_loss, 'hm_loss': hm_loss}
 
@@ -62,8 +63,8 @@ class ExdetTrainer(BaseTrainer):
         detections = detections.detach().cpu().numpy()
         detections[:, :, :4] *= opt.input_res / opt.output_res
         i = 0
-        debugger = new_debugger(opt, iter_id)
-        img = denormalize(batch['input'][i], opt)
+        debugger = debugger_for(opt, opt.debug_dir, f'{iter_id}')
+        img = denormalize(batch['input'][i], opt.mean, opt.std)
         h, w = img.shape[:2]
         pred_hm = np.zeros((h, w, 3), dtype=np.uint8)
         gt_hm = np.zeros((h, w, 3), dtype=np.uint8)

@@ -6,10 +6,12 @@ import torch
 from models.decode import multi_pose_decode
 from models.losses import FocalLoss, RegWeightedL1Loss
 from models.utils import _sigmoid
+from utils.debugger import debugger_for, denormalize
+from utils.oracle_utils import oracle_map
 from utils.post_process import multi_pose_post_process
 
 from .base_trainer import BaseTrainer
-from .ctdet import blend_heatmaps, denormalize, draw_pred_and_gt, finish_debug, make_reg_crit, new_debugger, oracle_map
+from .common import blend_heatmaps, finish_debug, make_reg_crit, zero_terms
 
 LOSS_STATS = ["loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss", "wh_loss", "off_loss"]
 
@@ -43,9 +45,7 @@ class MultiPoseLoss(torch.nn.Module):
     def forward(self, outputs: list, batch: dict):
         """Return (total loss, {stat name: scalar tensor})."""
         opt = self.opt
-        zero = outputs[0]["hm"].new_zeros(())
-        # every term starts as a tensor so disabled terms still average/log as 0 (the original crashed)
-        terms = {name: zero for name in LOSS_STATS[1:]}
+        terms = dict(zip(LOSS_STATS[1:], zero_terms(outputs[0]["hm"], len(LOSS_STATS) - 1)))
         n = opt.num_stacks
         for s in range(n):
             output = outputs[s]
@@ -109,10 +109,11 @@ class MultiPoseTrainer(BaseTrainer):
         dets_gt[:, :, :4] *= ratio
         dets_gt[:, :, 5:39] *= ratio
         i = 0
-        debugger = new_debugger(opt, iter_id)
-        img = denormalize(batch["input"][i], opt)
+        debugger = debugger_for(opt, opt.debug_dir, f"{iter_id}")
+        img = denormalize(batch["input"][i], opt.mean, opt.std)
         blend_heatmaps(debugger, img, output, batch, ("pred_hm", "gt_hm"))
-        draw_pred_and_gt(debugger, img, dets[i], dets_gt[i], opt.center_thresh, with_pose=True)
+        debugger.add_box_rows(img, dets[i], opt.center_thresh, "out_pred", with_pose=True)
+        debugger.add_box_rows(img, dets_gt[i], opt.center_thresh, "out_gt", with_pose=True)
         if opt.hm_hp:
             pred = debugger.gen_colormap_hp(output["hm_hp"][i].detach().cpu().numpy())
             gt = debugger.gen_colormap_hp(batch["hm_hp"][i].detach().cpu().numpy())

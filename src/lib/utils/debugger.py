@@ -1,8 +1,8 @@
-"""Visualisation of inputs, heatmaps and detections (2D boxes, poses, 3D boxes, bird's-eye view).
+"""Visualisation of inputs, heatmaps and detections (2D boxes, poses; 3D boxes and bird's-eye view in debugger_3d).
 
 Images are kept in insertion order and either shown (OpenCV windows, or matplotlib with
 ipynb=True), or written to disk. Without a display (no $DISPLAY on Linux, or an OpenCV built
-without GUI support) `show_all_imgs` writes the images to `out_dir` instead of failing.
+without GUI support) `show_all_imgs` writes the images to the instance's `out_dir` instead of failing.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 
 import cv2
 import numpy as np
+
+from utils.debugger_3d import Debugger3D
 
 # Detectron palette (RGB fractions); used directly as OpenCV BGR triples once scaled to 0..255.
 _PALETTE = [
@@ -37,26 +39,6 @@ _PALETTE = [
 ]
 color_list = np.array(_PALETTE, dtype=np.float32) * 255
 
-coco_class_name = [
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
-    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
-    'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
-    'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket', 'bottle',
-    'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
-    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
-    'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush',
-]
-pascal_class_name = [
-    'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-    'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
-    'tvmonitor',
-]
-kitti_class_name = ['p', 'v', 'b']
-gta_class_name = ['p', 'v']
-
 # COCO person skeleton: edges, edge colours and joint colours (left side blue-ish, right red-ish in BGR).
 _LEFT, _RIGHT, _MID = (255, 0, 0), (0, 0, 255), (255, 0, 255)
 coco_hp_edges = [[0, 1], [0, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 6], [5, 7], [7, 9], [6, 8],
@@ -65,27 +47,46 @@ coco_hp_edge_colors = [_LEFT, _RIGHT, _LEFT, _RIGHT, _LEFT, _RIGHT, _MID, _LEFT,
                        _RIGHT, _LEFT, _RIGHT, _MID, _LEFT, _LEFT, _RIGHT, _RIGHT]
 coco_hp_joint_colors = [_MID] + [_LEFT if j % 2 == 1 else _RIGHT for j in range(1, 17)]
 
-_display_state: bool | None = None
+# The original draws abbreviated labels for these datasets (any dataset named *kitti*); kept so the
+# debug images do not change.
+_POSE_LABELS = ['p']
+_KITTI_LABELS = ['p', 'v', 'b']
+
+
+class DisplayProbe:
+    """Whether windows can be opened: decided once from the environment, switched off by a failing imshow."""
+
+    def __init__(self) -> None:
+        self._available: bool | None = None
+
+    def available(self) -> bool:
+        """False on Linux without $DISPLAY/$WAYLAND_DISPLAY, or once a window failed to open."""
+        if self._available is None:
+            headless = sys.platform.startswith('linux') and not (
+                os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+            self._available = not headless
+        return self._available
+
+    def mark_unavailable(self) -> None:
+        """Record that this OpenCV/display cannot show windows."""
+        self._available = False
+
+    def reset(self) -> None:
+        """Forget the decision (the environment is read again on the next question)."""
+        self._available = None
+
+
+# The process's display, shared by every Debugger and by demo.py: one failed window is enough to know.
+PROCESS_DISPLAY = DisplayProbe()
 
 
 def display_available() -> bool:
     """Whether windows can be opened (False on Linux without $DISPLAY/$WAYLAND_DISPLAY)."""
-    global _display_state
-    if _display_state is None:
-        if sys.platform.startswith('linux') and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-            _display_state = False
-        else:
-            _display_state = True
-    return _display_state
-
-
-def _mark_no_display() -> None:
-    global _display_state
-    _display_state = False
+    return PROCESS_DISPLAY.available()
 
 
 def _dataset_class(dataset):
-    """The dataset class registered under `dataset`, or None (imported lazily: datasets import this module)."""
+    """The dataset class registered under `dataset`, or None (imported lazily: a dataset import is heavy)."""
     if dataset is None:
         return None
     try:
@@ -95,30 +96,63 @@ def _dataset_class(dataset):
         return None
 
 
-def _names_from_class(cls) -> list[str] | None:
-    names = list(getattr(cls, 'class_name', []) or [])
+def label_list(class_names) -> list[str]:
+    """Drawn labels from a dataset's class_name list (a leading '__background__' dropped)."""
+    names = list(class_names or [])
     if names and names[0] == '__background__':
         names = names[1:]
-    return [str(n) for n in names] or None
+    return [str(n) for n in names]
 
 
-class Debugger:
+def _class_labels(dataset) -> list[str]:
+    return label_list(getattr(_dataset_class(dataset), 'class_name', None))
+
+
+def dataset_labels(dataset: str | None, num_classes: int = -1) -> tuple[list[str], int]:
+    """(labels drawn for class ids 0.., joints per person) of a dataset, by the original Debugger's rules."""
+    if dataset == 'coco_hp':
+        return list(_POSE_LABELS), 17
+    cls = _dataset_class(dataset)
+    if cls is not None and hasattr(cls, 'num_joints'):
+        return label_list(getattr(cls, 'class_name', None)) or list(_POSE_LABELS), int(cls.num_joints)
+    # without a dataset the original goes by the class count alone
+    if num_classes == 80 or dataset == 'coco':
+        return _class_labels('coco'), 17
+    if num_classes == 20 or dataset == 'pascal':
+        return _class_labels('pascal'), 17
+    if num_classes == 3 or (dataset is not None and 'kitti' in dataset):
+        return list(_KITTI_LABELS), 17
+    return label_list(getattr(cls, 'class_name', None)) or _class_labels('coco'), 17
+
+
+def denormalize(img_chw, mean, std, clip: bool = True) -> np.ndarray:
+    """A normalised C x H x W network input (tensor) -> H x W x C uint8 BGR image (x * std + mean, x 255)."""
+    img = img_chw.detach().cpu().numpy().transpose(1, 2, 0)
+    img = (img * std + mean) * 255.
+    # unclipped, out-of-range values wrap around in the uint8 cast (ddd's training view, as the original)
+    return np.clip(img, 0, 255).astype(np.uint8) if clip else img.astype(np.uint8)
+
+
+class Debugger(Debugger3D):
     """Collects named images and draws detections on them; shows or saves them all at once."""
 
-    # Where headless show_all_imgs writes when an instance has no out_dir (set by trainers/detectors).
-    default_out_dir: str | None = None
+    # Headless saves without out_prefix are numbered per process, so successive images never overwrite.
     _saved_count = 0
     _warned_no_dir = False
 
     def __init__(self, ipynb: bool = False, theme: str = 'black', num_classes: int = -1,
-                 dataset: str | None = None, down_ratio: int = 4, out_dir: str | None = None) -> None:
+                 dataset: str | None = None, down_ratio: int = 4, out_dir: str | None = None, *,
+                 class_names=None, num_joints: int | None = None, display: DisplayProbe | None = None) -> None:
+        """Labels come from `class_names` when given, else from `dataset` (or `num_classes`) as the original."""
         self.ipynb = ipynb
         self.imgs: dict = {}
         self.theme = theme
+        # Headless show_all_imgs writes here (nothing is written when None).
         self.out_dir = out_dir
         self.out_prefix: str | None = None
         # Headless: False skips writing (e.g. the demo puts video frames into a video file instead).
         self.save_headless = True
+        self.display = display if display is not None else PROCESS_DISPLAY
         n = len(color_list)
         colors = color_list.astype(np.uint8)
         self.colors = colors.reshape(n, 1, 1, 3)
@@ -126,35 +160,16 @@ class Debugger:
             # The reversed flat palette (so class i gets class 79-i's triple reversed), darkened.
             self.colors = self.colors.reshape(-1)[::-1].reshape(n, 1, 1, 3)
             self.colors = np.clip(self.colors, 0., 0.6 * 255).astype(np.uint8)
-        self.dim_scale = 1
-        self.num_joints = 17
+        if class_names is not None:
+            names, joints = label_list(class_names), 17
+        else:
+            names, joints = dataset_labels(dataset, num_classes)
+        self.names = names
+        self.num_joints = joints if num_joints is None else int(num_joints)
         self.edges = coco_hp_edges
         self.ec = coco_hp_edge_colors
         self.colors_hp = coco_hp_joint_colors
-        cls = _dataset_class(dataset) if dataset not in ('coco', 'pascal', 'kitti', 'coco_hp') else None
-        if dataset == 'coco_hp' or (cls is not None and hasattr(cls, 'num_joints')):
-            self.names = ['p'] if cls is None else (_names_from_class(cls) or ['p'])
-            self.num_class = 1
-            self.num_joints = int(getattr(cls, 'num_joints', 17)) if cls is not None else 17
-        elif num_classes == 80 or dataset == 'coco':
-            self.names = coco_class_name
-        elif num_classes == 20 or dataset == 'pascal':
-            self.names = pascal_class_name
-        elif dataset in ('gta', 'viper'):
-            self.names = gta_class_name
-            self.focal_length = 935.3074360871937 if dataset == 'gta' else 1158
-            self.W, self.H = 1920, 1080
-            self.dim_scale = 3
-        elif num_classes == 3 or dataset == 'kitti' or (dataset is not None and 'kitti' in dataset):
-            self.names = kitti_class_name
-            self.focal_length = 721.5377
-            self.W, self.H = 1242, 375
-        else:
-            self.names = (_names_from_class(cls) if cls is not None else None) or coco_class_name
         self.down_ratio = down_ratio
-        # Bird's-eye view: world square of 64 m drawn on 384 px.
-        self.world_size = 64
-        self.out_size = 384
 
     # ------------------------------------------------------------------ images
     def add_img(self, img: np.ndarray, img_id='default', revert_color: bool = False) -> None:
@@ -239,6 +254,43 @@ class Debugger:
             cv2.rectangle(img, (x1, y1 - cat_size[1] - 2), (x1 + cat_size[0], y1 - 2), c, -1)
             cv2.putText(img, txt, (x1, y1 - 2), font, 0.5, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
 
+    def add_box_rows(self, img: np.ndarray, rows, thresh: float, img_id='default', with_pose: bool = False) -> None:
+        """`img` as `img_id` with the boxes of rows [x1, y1, x2, y2, score, ..., class] scoring above `thresh`.
+
+        with_pose also draws each kept row's skeleton (columns 5..38, multi_pose rows)."""
+        self.add_img(img, img_id=img_id)
+        for row in rows:
+            if row[4] > thresh:
+                self.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
+                if with_pose:
+                    self.add_coco_hp(row[5:39], img_id=img_id)
+
+    def add_ct_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
+                         center_thresh: float = 0.5, img_id='det') -> None:
+        """Draw centre points (and optionally boxes) of detections `[x, y, score, ..., w, h, cls]`."""
+        self.imgs[img_id] = img.copy()
+        if isinstance(dets, dict):
+            for cat in dets:
+                for i in range(len(dets[cat])):
+                    if dets[cat][i, 2] > center_thresh and show_box:
+                        w, h = dets[cat][i, -2], dets[cat][i, -1]
+                        x, y = dets[cat][i, 0], dets[cat][i, 1]
+                        bbox = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dtype=np.float32)
+                        self.add_coco_bbox(bbox, cat - 1, dets[cat][i, 2], show_txt=show_txt, img_id=img_id)
+            return
+        for i in range(len(dets)):
+            if dets[i, 2] <= center_thresh:
+                continue
+            cat = int(dets[i, -1])
+            cl = self._class_color(cat)
+            ct = dets[i, :2].astype(np.int32) * self.down_ratio
+            cv2.circle(self.imgs[img_id], (int(ct[0]), int(ct[1])), 3, cl, -1)
+            if show_box:
+                w, h = dets[i, -3] * self.down_ratio, dets[i, -2] * self.down_ratio
+                x, y = dets[i, 0] * self.down_ratio, dets[i, 1] * self.down_ratio
+                bbox = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dtype=np.float32)
+                self.add_coco_bbox(bbox, dets[i, -1], dets[i, 2], img_id=img_id)
+
     def add_coco_hp(self, points, img_id='default') -> None:
         """Joints as filled circles and skeleton edges whose endpoints all lie at positive coordinates."""
         points = np.array(points, dtype=np.int32).reshape(self.num_joints, 2)
@@ -264,7 +316,7 @@ class Debugger:
 
     # ------------------------------------------------------------------ show / save
     def _headless_dir(self) -> str | None:
-        return self.out_dir or Debugger.default_out_dir
+        return self.out_dir or None
 
     def _next_prefix(self) -> str:
         if self.out_prefix is not None:
@@ -286,14 +338,14 @@ class Debugger:
 
     def _show_windows(self, imgs: dict, pause: bool) -> bool:
         """Open one window per image; False when this OpenCV/display cannot show windows."""
-        if not display_available():
+        if not self.display.available():
             return False
         try:
             for i, v in imgs.items():
                 cv2.imshow(f'{i}', v)
             key = cv2.waitKey(0 if pause else 1)
         except cv2.error:
-            _mark_no_display()
+            self.display.mark_unavailable()
             return False
         if key == 27:
             sys.exit(0)
@@ -301,7 +353,7 @@ class Debugger:
 
     def _show_matplotlib(self) -> None:
         import matplotlib
-        if not display_available():
+        if not self.display.available():
             matplotlib.use('Agg')
         import matplotlib.pyplot as plt
         n = max(len(self.imgs), 1)
@@ -313,7 +365,7 @@ class Debugger:
                 ax.imshow(cv2.cvtColor(v, cv2.COLOR_BGR2RGB))
             else:
                 ax.imshow(v)
-        if display_available() and matplotlib.get_backend().lower() != 'agg':
+        if self.display.available() and matplotlib.get_backend().lower() != 'agg':
             plt.show()
         else:
             out_dir = self._headless_dir()
@@ -364,117 +416,11 @@ class Debugger:
             return
         self.imgs[img_id] = self.imgs[img_id][rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].copy()
 
-    # ------------------------------------------------------------------ 3D / bird's-eye
-    def project_3d_to_bird(self, pt: np.ndarray) -> np.ndarray:
-        """(x, z) in metres -> bird's-eye pixel (ego at the bottom centre)."""
-        pt = np.array(pt, dtype=np.float64)
-        pt[0] += self.world_size / 2
-        pt[1] = self.world_size - pt[1]
-        pt = pt * self.out_size / self.world_size
-        return pt.astype(np.int32)
 
-    def add_ct_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
-                         center_thresh: float = 0.5, img_id='det') -> None:
-        """Draw centre points (and optionally boxes) of detections `[x, y, score, ..., w, h, cls]`."""
-        self.imgs[img_id] = img.copy()
-        if isinstance(dets, dict):
-            for cat in dets:
-                for i in range(len(dets[cat])):
-                    if dets[cat][i, 2] > center_thresh and show_box:
-                        w, h = dets[cat][i, -2], dets[cat][i, -1]
-                        x, y = dets[cat][i, 0], dets[cat][i, 1]
-                        bbox = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dtype=np.float32)
-                        self.add_coco_bbox(bbox, cat - 1, dets[cat][i, 2], show_txt=show_txt, img_id=img_id)
-            return
-        for i in range(len(dets)):
-            if dets[i, 2] <= center_thresh:
-                continue
-            cat = int(dets[i, -1])
-            cl = self._class_color(cat)
-            ct = dets[i, :2].astype(np.int32) * self.down_ratio
-            cv2.circle(self.imgs[img_id], (int(ct[0]), int(ct[1])), 3, cl, -1)
-            if show_box:
-                w, h = dets[i, -3] * self.down_ratio, dets[i, -2] * self.down_ratio
-                x, y = dets[i, 0] * self.down_ratio, dets[i, 1] * self.down_ratio
-                bbox = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dtype=np.float32)
-                self.add_coco_bbox(bbox, dets[i, -1], dets[i, 2], img_id=img_id)
-
-    def _draw_3d_boxes(self, img: np.ndarray, dets, calib, center_thresh: float, scale_xy=(1., 1.)) -> np.ndarray:
-        from utils.ddd_utils import compute_box_3d, draw_box_3d, project_to_image
-        for cat in dets:
-            cl = self.colors[(cat - 1) % len(self.colors), 0, 0].tolist()
-            for i in range(len(dets[cat])):
-                if dets[cat][i, -1] <= center_thresh:
-                    continue
-                dim, loc, rot_y = dets[cat][i, 5:8], dets[cat][i, 8:11], dets[cat][i, 11]
-                if loc[2] > 1:
-                    box_2d = project_to_image(compute_box_3d(dim, loc, rot_y), calib)
-                    box_2d[:, 0] /= scale_xy[0]
-                    box_2d[:, 1] /= scale_xy[1]
-                    img = draw_box_3d(img, box_2d, cl)
-        return img
-
-    def add_3d_detection(self, image_or_path, dets, calib, show_txt: bool = False,
-                         center_thresh: float = 0.5, img_id='det') -> None:
-        """Project and draw 3D boxes (rows `[alpha, x1..y2, h, w, l, X, Y, Z, rot_y, score]`) with depth > 1."""
-        if isinstance(image_or_path, np.ndarray):
-            img = image_or_path.copy()
-        else:
-            img = cv2.imread(image_or_path)
-        self.imgs[img_id] = self._draw_3d_boxes(img, dets, calib, center_thresh)
-
-    def compose_vis_add(self, img_path, dets, calib, center_thresh: float, pred: np.ndarray, bev,
-                        img_id='out') -> None:
-        """Image resized to the heatmap, heatmap blended, 3D boxes drawn, bird's-eye image `bev` appended."""
-        img = cv2.imread(img_path) if isinstance(img_path, str) else np.asarray(img_path).copy()
-        h, w = pred.shape[:2]
-        hs, ws = img.shape[0] / h, img.shape[1] / w
-        self.add_blend_img(cv2.resize(img, (w, h)), pred, img_id)
-        # x is scaled by the width ratio and y by the height ratio (the original swaps them).
-        self.imgs[img_id] = self._draw_3d_boxes(self.imgs[img_id], dets, calib, center_thresh, (ws, hs))
-        self.imgs[img_id] = np.concatenate([self.imgs[img_id], self.imgs[bev]], axis=1)
-
-    def add_2d_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
-                         center_thresh: float = 0.5, img_id='det') -> None:
-        """Draw the 2D boxes (columns 1..4) of ddd result rows scoring above center_thresh."""
-        self.imgs[img_id] = img
-        for cat in dets:
-            for i in range(len(dets[cat])):
-                if dets[cat][i, -1] > center_thresh:
-                    self.add_coco_bbox(dets[cat][i, 1:5], cat - 1, dets[cat][i, -1],
-                                       show_txt=show_txt, img_id=img_id)
-
-    def _bird_rect(self, row: np.ndarray) -> np.ndarray:
-        from utils.ddd_utils import compute_box_3d
-        rect = compute_box_3d(row[5:8], row[8:11], row[11])[:4, [0, 2]]
-        return np.stack([self.project_3d_to_bird(r) for r in rect]).astype(np.int32)
-
-    def add_bird_view(self, dets, center_thresh: float = 0.3, img_id='bird') -> None:
-        """Bird's-eye view of the predictions' bottom faces (front edge drawn thicker)."""
-        bird_view = np.full((self.out_size, self.out_size, 3), 230, dtype=np.uint8)
-        lc = (250, 152, 12)
-        for cat in dets:
-            for i in range(len(dets[cat])):
-                if dets[cat][i, -1] > center_thresh:
-                    rect = self._bird_rect(dets[cat][i])
-                    cv2.polylines(bird_view, [rect.reshape(-1, 1, 2)], True, lc, 2, lineType=cv2.LINE_AA)
-                    cv2.line(bird_view, tuple(int(v) for v in rect[0]), tuple(int(v) for v in rect[1]),
-                             lc, 4, lineType=cv2.LINE_AA)
-        self.imgs[img_id] = bird_view
-
-    def add_bird_views(self, dets_dt, dets_gt, center_thresh: float = 0.3, img_id='bird') -> None:
-        """Bird's-eye view with ground truth filled and predictions outlined."""
-        bird_view = np.full((self.out_size, self.out_size, 3), 230, dtype=np.uint8)
-        for ii, (dets, lc) in enumerate([(dets_gt, (12, 49, 250)), (dets_dt, (250, 152, 12))]):
-            for cat in dets:
-                for i in range(len(dets[cat])):
-                    if dets[cat][i, -1] <= center_thresh:
-                        continue
-                    rect = self._bird_rect(dets[cat][i])
-                    if ii == 0:
-                        cv2.fillPoly(bird_view, [rect.reshape(-1, 1, 2)], lc, lineType=cv2.LINE_AA)
-                    else:
-                        cv2.polylines(bird_view, [rect.reshape(-1, 1, 2)], True, lc, 2, lineType=cv2.LINE_AA)
-                    cv2.line(bird_view, tuple(int(v) for v in rect[0]), tuple(int(v) for v in rect[1]),
-                             lc, 4, lineType=cv2.LINE_AA)
-        self.imgs[img_id] = bird_view
+def debugger_for(opt, out_dir: str | None, prefix: str) -> Debugger:
+    """A trainer's or detector's Debugger: --dataset's labels and joints, --debugger_theme, --debug 3 matplotlib."""
+    names, joints = dataset_labels(opt.dataset)
+    debugger = Debugger(ipynb=(opt.debug == 3), theme=opt.debugger_theme, out_dir=out_dir,
+                        class_names=names, num_joints=joints)
+    debugger.out_prefix = prefix
+    return debugger

@@ -4,25 +4,75 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import IO
+
+from utils.errors import UserError, os_error_message
+
+_umask: int | None = None
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read once (os.umask can only be read by setting it, so restore it at once)."""
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+        return _umask
+
+
+def temp_name_prefix(path: str) -> str:
+    """How the temporary files of `path` start: '.' + the file name + '.' (then random letters, '.tmp')."""
+    return "." + os.path.basename(path) + "."
+
+
+def _user_error(e: OSError, path: str) -> UserError | None:
+    """A UserError naming `path` for a disk-full / read-only / permission error about this very file."""
+    folder = os.path.dirname(path)
+    ours = e.filename is None or e.filename in (path, folder) or (
+        os.path.dirname(str(e.filename)) == folder and os.path.basename(str(e.filename)).startswith(
+            temp_name_prefix(path)))
+    if not ours:
+        return None  # about another file, opened inside the block: let the caller report it
+    message = os_error_message(e, path)
+    return UserError(message) if message is not None else None
 
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file next to `path`; rename it over `path` only if the block succeeds."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    """Open a temporary file next to `path`; rename it over `path` only if the block succeeds.
+
+    The new file gets the permissions a plain open() would give it (0666 less the umask), and a full
+    disk or read-only folder becomes a UserError naming `path`; the old file is left as it was.
+    """
+    path = os.path.abspath(path)
+    tmp = None
     try:
-        with os.fdopen(fd, mode) as f:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_name_prefix(path), suffix=".tmp", dir=os.path.dirname(path))
+        try:
+            # mkstemp makes the file 0600, which would hide checkpoints from the rest of a group
+            os.fchmod(fd, 0o666 & ~current_umask())
+            f = os.fdopen(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            translated = _user_error(e, path)
+            if translated is not None:
+                raise translated from None
         raise
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import torch
 
 
 @numba.jit(nopython=True, nogil=True, cache=False)
@@ -54,3 +55,10 @@ def gen_oracle_map(feat, ind, w, h):
                     tail += 1
             head += 1
     return out
+
+
+def oracle_map(target: torch.Tensor, ind: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Dense ground-truth map shaped like `like`, flood-filled from each object's centre (gen_oracle_map)."""
+    dense = gen_oracle_map(target.detach().cpu().numpy(), ind.detach().cpu().numpy(),
+                           like.shape[3], like.shape[2])
+    return torch.from_numpy(dense).to(like.device)

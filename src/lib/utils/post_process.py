@@ -6,9 +6,17 @@ import numpy as np
 from utils.ddd_utils import ddd2locrot_batch
 from utils.image import transform_preds
 
+# Columns of a ddd result row: alpha, x1, y1, x2, y2, h, w, l, X, Y, Z, rot_y, score.
+DDD_RESULT_COLS = 13
+
+
+def depth_from_output(dep):
+    """ddd's network depth channel (tensor) -> metres: 1 / sigmoid(x) - 1 (the 1e-6 keeps it finite)."""
+    return 1. / (dep.sigmoid() + 1e-6) - 1.
+
 
 def get_pred_depth(depth: np.ndarray) -> np.ndarray:
-    """Depth as decoded (the output transform is applied before decoding)."""
+    """Depth as decoded (depth_from_output is applied to the network output before decoding)."""
     return depth
 
 
@@ -75,6 +83,15 @@ def ddd_post_process_3d(dets: list[dict], calibs) -> list[dict]:
 def ddd_post_process(dets: np.ndarray, c, s, calibs, opt) -> list[dict]:
     """ddd_post_process_2d followed by ddd_post_process_3d."""
     return ddd_post_process_3d(ddd_post_process_2d(dets, c, s, opt), calibs)
+
+
+def ddd_keep_above(per_class: dict, thresh: float) -> dict:
+    """ddd result rows (score last) scoring above `thresh`; empty classes become 0 x 13 arrays."""
+    out = {}
+    for cls, rows in per_class.items():
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, DDD_RESULT_COLS)
+        out[cls] = rows[rows[:, -1] > thresh]
+    return out
 
 
 def ctdet_post_process(dets: np.ndarray, c, s, h, w, num_classes) -> list[dict]:

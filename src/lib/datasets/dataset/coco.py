@@ -50,6 +50,10 @@ class COCO(AnnotatedDataset):
                   + list(range(46, 66)) + [67, 70] + list(range(72, 83)) + list(range(84, 91)))
     missing_fix = ("download COCO 2017 into data/coco (see README.md), "
                    "or run `make data` and use --dataset synth for the synthetic set")
+    # the 'test' split is test-dev: image information only, results go to the evaluation server
+    test_split_labelled = False
+    extreme_points_fix = ("exdet reads ExtremeNet's extreme-point annotations: put its "
+                          "instances_extreme_<split>2017.json files into data/coco/annotations (see README.md)")
 
     def __init__(self, opt, split: str):
         super().__init__()

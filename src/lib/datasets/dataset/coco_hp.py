@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pycocotools.coco as coco
 
+from datasets.dataset.checks import ListField
 from datasets.dataset.common import AnnotatedDataset, _to_float, run_coco_eval
 
 
@@ -32,6 +33,8 @@ class COCOHP(AnnotatedDataset):
     # how to obtain the data when it is missing (subclasses name their own generator)
     missing_fix = ("download COCO 2017 images and person_keypoints annotations into data/coco (see README.md), "
                    "or generate data with `python src/tools/gen_synthetic.py --kind hp` and use --dataset synth_hp")
+    # the 'test' split is test-dev: image information only
+    test_split_labelled = False
 
     def __init__(self, opt, split: str):
         super().__init__()
@@ -53,6 +56,11 @@ class COCOHP(AnnotatedDataset):
     def _title(self) -> str:
         """Name printed when loading."""
         return "coco 2017"
+
+    def dataset_fields(self) -> list[ListField]:
+        """Every person needs x, y and visibility of each joint: the samples and the OKS evaluation read them."""
+        return [ListField("keypoints", 3 * self.num_joints, f"fix the file, or {self.missing_fix}",
+                          f"x, y, visibility of {self.num_joints} joints")]
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
         """(data_dir, img_dir, annot_path) of a split."""

@@ -9,7 +9,8 @@ import pycocotools.coco as coco
 import torch.utils.data as data
 from pycocotools.cocoeval import COCOeval
 
-from utils.errors import UserError
+from datasets.dataset.checks import ListField, check_annotations
+from utils.errors import UserError, warn
 from utils.io import atomic_write
 
 # PCA lighting figures shared by every dataset (ImageNet RGB eigen-decomposition, applied to BGR as is)
@@ -46,13 +47,18 @@ def _to_float(x) -> float:
 def run_coco_eval(coco_gt: coco.COCO, result_json: str, iou_types: tuple[str, ...]):
     """COCOeval of a results.json for each of `iou_types` in turn, printing each summary.
 
-    Returns the first type's figures, or None when the file holds no detections.
+    Returns the first type's figures, or None when the file holds no detections or there is no ground truth.
     """
     with open(result_json) as f:
         dets = json.load(f)
     if len(dets) == 0:
-        # loadRes cannot index an empty list; with nothing detected every figure would be 0
-        print("no detections: COCO evaluation skipped")
+        # loadRes cannot index an empty list; with nothing detected every figure would be 0. A model that
+        # detects nothing is a finding, not bad input: the (empty) results file stays for inspection.
+        print(f"no detections: COCO evaluation skipped ({result_json} holds an empty list)")
+        return None
+    if not coco_gt.dataset.get("annotations"):
+        # an unlabelled test split (test-dev): every figure would be -1; the results go to the server
+        print(f"no ground truth for this split: COCO evaluation skipped; results written to {result_json}")
         return None
     coco_dets = coco_gt.loadRes(result_json)
     stats = None
@@ -76,10 +82,17 @@ def synthetic_paths(opt, name: str, split: str, split_paths) -> tuple[str, str, 
 
 
 class AnnotatedDataset(data.Dataset):
-    """Base of the dataset classes: common attributes, annotation loading, results.json writing."""
+    """Base of the dataset classes: common attributes, annotation loading and checks, results.json writing."""
 
     max_objs_default = 128
     missing_fix = "see README.md for how to get this dataset"
+    # False where the 'test' split (--trainval) is a benchmark's unlabelled test set
+    test_split_labelled = True
+    # False where run_eval reads its ground truth elsewhere (VOCdevkit xml, KITTI label files)
+    evaluated_on_annotations = True
+    # what to do when exdet finds no extreme points in the annotations
+    extreme_points_fix = ("exdet needs annotations with extreme points: use --dataset coco with ExtremeNet's "
+                          "instances_extreme_<split>2017.json files (see README.md), or --dataset synth")
 
     def _init_common(self, opt, split: str) -> None:
         """The attributes every dataset class sets the same way (paths and category tables are its own)."""
@@ -92,16 +105,67 @@ class AnnotatedDataset(data.Dataset):
         self.opt = opt
 
     def _load_annotations(self, title: str) -> coco.COCO:
-        """Check that the annotation file and image folder exist, then index the annotations."""
+        """Check that the annotation file and image folder exist, index the annotations and check them.
+
+        Annotations the samples cannot use stop here with one error line; boxes they silently drop
+        (empty, or outside the image) are counted in one warning line.
+        """
         check_dataset_files(self.annot_path, self.img_dir, self.missing_fix)
         print(f"==> initializing {title} data.")
-        return load_coco_api(self.annot_path)
+        api = load_coco_api(self.annot_path)
+        boxes = check_annotations(api.dataset, self.annot_path, self.cat_ids, self._annotation_fields())
+        if boxes.dropped:
+            warn(boxes.warning(self.annot_path))
+        return api
+
+    def dataset_fields(self) -> list[ListField]:
+        """List fields the dataset's annotations must hold (e.g. keypoints); none for boxes only."""
+        return []
+
+    def _annotation_fields(self) -> list[ListField]:
+        """The dataset's list fields, then the task's (the sample class's task_fields, when combined)."""
+        fields = {f.name: f for f in self.dataset_fields()}
+        task_fields = getattr(self, "task_fields", None)
+        for f in task_fields() if task_fields is not None else []:
+            fields.setdefault(f.name, f)
+        return list(fields.values())
 
     def _set_images(self, images: list, split: str) -> None:
-        """Keep the sample image ids and report how many there are."""
+        """Keep the sample image ids and report how many there are; a split this run reads must have some."""
         self.images = images
         self.num_samples = len(images)
         print(f"Loaded {split} {self.num_samples} samples")
+        if self._split_in_use():
+            self.require_samples()
+
+    def _split_in_use(self) -> bool:
+        """Whether main.py reads this split: always for training, for val only when it tests or validates."""
+        # test.py calls require_samples itself, whatever these options say
+        if self.split in ("train", "trainval") or getattr(self.opt, "test", False):
+            return True
+        interval = getattr(self.opt, "val_intervals", 0)
+        return 0 < interval <= getattr(self.opt, "num_epochs", 0)
+
+    def needs_annotations(self) -> bool:
+        """Whether the split is useless without annotations: training, or evaluation against this file."""
+        if self.split in ("train", "trainval"):
+            return True
+        return self.evaluated_on_annotations and (self.split != "test" or self.test_split_labelled)
+
+    def require_samples(self) -> None:
+        """Raise a UserError naming the annotation file when the split has no images, or lacks its annotations."""
+        dataset = self.coco.dataset
+        num_images = len(dataset.get("images") or [])
+        if num_images == 0:
+            raise UserError(f"{self.annot_path}: the {self.split} split has no images; {self.missing_fix}")
+        if self.needs_annotations() and not dataset.get("annotations"):
+            purpose = "train on" if self.split in ("train", "trainval") else "evaluate against"
+            raise UserError(f"{self.annot_path}: the {self.split} split has {num_images} images but no annotations, "
+                            f"nothing to {purpose}; use the annotated file ({self.missing_fix})")
+        if self.num_samples == 0:
+            # e.g. COCOHP's training split, which keeps only images with at least one annotation
+            raise UserError(f"{self.annot_path}: none of the {num_images} images of the {self.split} split has an "
+                            f"annotation; check that the annotations' image_id values match the images' ids")
 
     def __len__(self) -> int:
         return self.num_samples

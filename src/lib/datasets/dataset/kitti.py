@@ -67,6 +67,7 @@ class KITTI(AnnotatedDataset):
     dataset_name = "kitti"
     # KITTI's test frames (--trainval) have no public labels
     test_split_labelled = False
+    evaluated_on_annotations = False  # run_eval reads training/label_2
     missing_fix = ("download KITTI object (images, labels, calib) into data/kitti and run "
                    "src/tools/convert_kitti_to_coco.py (see README.md), or generate data with "
                    "`python src/tools/gen_synthetic.py --kind kitti` and use --dataset synth_kitti")

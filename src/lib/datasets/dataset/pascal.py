@@ -28,6 +28,7 @@ class PascalVOC(AnnotatedDataset):
                   "train", "tvmonitor"]
     _ann_name = {'train': 'trainval0712', 'val': 'test2007'}
     missing_fix = "download Pascal VOC with src/tools/get_pascal_voc.sh into data/voc (see README.md)"
+    evaluated_on_annotations = False  # run_eval reads the VOCdevkit xml files
 
     def __init__(self, opt, split: str):
         super().__init__()

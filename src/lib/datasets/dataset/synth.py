@@ -21,6 +21,8 @@ class Synth(COCO):
     _valid_ids = list(range(1, len(CLASS_NAMES) + 1))
     missing_fix = ("generate it with `make data` or "
                    "`python src/tools/gen_synthetic.py --kind det --out data/synth`")
+    test_split_labelled = True  # 'test' reads the labelled val split
+    extreme_points_fix = "regenerate it with `make data` (the generated annotations carry extreme points)"
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
         # the json carries extreme points too, so exdet reads the same file

@@ -16,6 +16,7 @@ class SynthHP(COCOHP):
     mean = np.array([0.453, 0.460, 0.458], dtype=np.float32).reshape(1, 1, 3)
     std = np.array([0.185, 0.188, 0.187], dtype=np.float32).reshape(1, 1, 3)
     missing_fix = "generate it with `python src/tools/gen_synthetic.py --kind hp --out data/synth_hp`"
+    test_split_labelled = True  # 'test' reads the labelled val split
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
         return synthetic_paths(opt, "synth_hp", split, split_paths)

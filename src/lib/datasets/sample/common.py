@@ -7,20 +7,17 @@ import cv2
 import numpy as np
 import torch.utils.data as data
 
-from utils.errors import UserError
+from datasets.dataset.checks import ListField
 from utils.image import color_aug, get_affine_transform, msra_sigma
+from utils.image_io import read_image as _read_file
 
 # random-crop scale factors 0.6 .. 1.3 (np.arange keeps the reference's exact float steps)
 CROP_SCALES = np.arange(0.6, 1.4, 0.1)
 
 
 def read_image(path: str) -> np.ndarray:
-    """cv2.imread that raises a UserError naming the file instead of returning None."""
-    img = cv2.imread(path)
-    if img is None:
-        why = "missing" if not os.path.exists(path) else "unreadable (not an image?)"
-        raise UserError(f"{path}: image {why}; restore the file or regenerate the dataset")
-    return img
+    """BGR image of a dataset file (utils.image_io.read_image); a missing one points at the dataset."""
+    return _read_file(path, fix="restore the file or regenerate the dataset")
 
 
 def load_image_and_anns(ds, index: int):
@@ -92,6 +89,10 @@ def scale_then_shift(c: np.ndarray, s, width: int, height: int, sf: float, cf: f
 
 class SampleDataset(data.Dataset):
     """Base of the sample classes: the original's box/border helpers and the shared augmentation steps."""
+
+    def task_fields(self) -> list[ListField]:
+        """List fields this task reads from every annotation, beyond the dataset's own (checked at load)."""
+        return []
 
     def _coco_box_to_bbox(self, box):
         return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], dtype=np.float32)

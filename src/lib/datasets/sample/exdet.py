@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.dataset.checks import ListField
 from datasets.sample.common import SampleDataset, load_image_and_anns
 from utils.image import (
     affine_transform_pts,
@@ -15,6 +16,11 @@ from utils.image import (
 
 class EXDetDataset(SampleDataset):
     """Sample half of an exdet dataset class (COCO with `extreme_points` annotations)."""
+
+    def task_fields(self) -> list[ListField]:
+        """The four extreme points of every object; the dataset class says where to get them."""
+        return [ListField("extreme_points", 8, self.extreme_points_fix,
+                          "x, y of the top, left, bottom and right points")]
 
     def __getitem__(self, index: int) -> dict:
         opt = self.opt
