@@ -3,13 +3,13 @@ import copy
 import os
 import subprocess
 import sys
-import warnings
 
 import pytest
 import torch
 
 from models.data_parallel import DataParallel, _DataParallel
 from models.model import create_model, save_model
+from models.networks import common
 from models.scatter_gather import scatter, scatter_kwargs, split_sizes
 from utils.errors import UserError
 
@@ -116,12 +116,10 @@ def test_res_does_not_import_dcn():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_pretrained_without_cache_warns_and_keeps_random(tmp_path, monkeypatch):
+def test_pretrained_without_cache_warns_and_keeps_random(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        model = create_model("res_18", {"hm": 1}, 64, pretrained=True)
-    assert any("resnet18-5c106cde.pth" in str(x.message) for x in w)
+    model = create_model("res_18", {"hm": 1}, 64, pretrained=True)
+    assert "warning: ImageNet weights resnet18-5c106cde.pth" in capsys.readouterr().err
     assert model.conv1.weight.abs().sum() > 0
 
 
@@ -252,3 +250,18 @@ def test_scatter_cuda_uneven():
     assert a.is_cuda and a.shape[0] == 2 and b.shape[0] == 3
     (a.sum() + 2 * b.sum()).backward()
     assert torch.equal(x.grad, torch.tensor([1.0] * 6 + [2.0] * 9).reshape(5, 3))
+
+
+def test_imagenet_weights_missing_warns_once_and_corrupt_is_one_line(tmp_path, monkeypatch, capsys):
+    """A missing hub file gives one warning line (once); a broken one stops with one line naming it."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(common, "_warned", set())
+    net = torch.nn.Linear(2, 2)
+    url = "https://example.invalid/resnet18-test.pth"
+    assert not common.load_imagenet(net, url) and not common.load_imagenet(net, url)
+    err = capsys.readouterr().err
+    assert err.count("warning: ImageNet weights resnet18-test.pth") == 1 and "Traceback" not in err
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "resnet18-test.pth").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="resnet18-test.pth: not a readable ImageNet weights file"):
+        common.load_imagenet(net, url)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import torch
 from torch import nn
+
+from utils.errors import UserError, warn
 
 HEATMAP_BIAS = -2.19  # about -log((1 - 0.1) / 0.1): heat maps start at a prior of 0.1
 
@@ -85,13 +86,14 @@ def load_imagenet(model: nn.Module, url: str, strict: bool = False) -> bool:
     if not os.path.isfile(path):
         if path not in _warned:
             _warned.add(path)
-            warnings.warn(
-                f"ImageNet weights {os.path.basename(url)} are not in the torch hub cache ({path}); "
-                f"training starts from random init. Put the file there (or set TORCH_HOME) to use them.",
-                stacklevel=2,
-            )
+            warn(f"ImageNet weights {os.path.basename(url)} are not in the torch hub cache ({path}); training "
+                 "starts from random init; put the file there (or set TORCH_HOME) to use them")
         return False
     print(f"=> loading pretrained model {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated download, not a weights file
+        raise UserError(f"{path}: not a readable ImageNet weights file ({type(e).__name__}); delete it to start "
+                        "from random init, or download it again") from None
     model.load_state_dict(state, strict=strict)
     return True
