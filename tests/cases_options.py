@@ -60,4 +60,12 @@ CASES = [
     Case("opt_demo_out_dir_is_a_file_demo", "demo", lambda w: [*_demo(w), "--demo_out_dir", str(w.base / "taken")],
          prepare=_a_file, survive=lambda w: [w.base / "taken"],
          error=("--demo_out_dir", "taken", "existing file", "folder")),
+    Case("opt_num_iters_zero_main", "main", ["--num_iters", "0"], check=_nothing_trained,
+         error=("--num_iters 0", "-1 for the whole training set")),
+    Case("opt_down_ratio_main", "main", ["--down_ratio", "8"], error=("--down_ratio 8", "drop --down_ratio")),
+    Case("opt_head_conv_negative_test", "test", lambda w: [*_test(w), "--head_conv", "-5"],
+         error=("--head_conv -5", "0 for none")),
+    Case("opt_flip_probability_main", "main", ["--flip", "2"], error=("--flip 2", "from 0 to 1")),
+    Case("opt_reg_loss_unknown_main", "main", ["--reg_loss", "l3"], check=_nothing_trained,
+         error=("--reg_loss l3", "l1 or sl1")),
 ]

@@ -169,23 +169,23 @@ class opts:  # noqa: N801 - the original's public name
 
         opt.fix_res = not opt.keep_res
         print("Fix size testing." if opt.fix_res else "Keep resolution testing.")
-        opt.reg_offset = not opt.not_reg_offset
-        opt.reg_bbox = not opt.not_reg_bbox
-        opt.hm_hp = not opt.not_hm_hp
-        opt.reg_hp_offset = (not opt.not_reg_hp_offset) and opt.hm_hp
+        # each --not_<feature> switch turns off a feature that is on by default
+        for feature in ("reg_offset", "reg_bbox", "hm_hp"):
+            setattr(opt, feature, not getattr(opt, f"not_{feature}"))
+        opt.reg_hp_offset = opt.hm_hp and not opt.not_reg_hp_offset
 
-        if opt.head_conv == -1:
+        if opt.head_conv == -1:  # the architecture's own head width
             opt.head_conv = 256 if "dla" in opt.arch else 64
+        # hourglass inputs are padded to a multiple of 128 (others of 32), and it has two output stacks
         opt.pad = 127 if "hourglass" in opt.arch else 31
         opt.num_stacks = 2 if opt.arch == "hourglass" else 1
 
-        if opt.trainval:
-            opt.val_intervals = 100000000
+        if opt.trainval:  # the val split is trained on: never validate
+            opt.val_intervals = 10 ** 8
         if opt.debug > 0:
-            opt.num_workers = 0
-            opt.batch_size = 1
-            opt.gpus = [opt.gpus[0]]
-            opt.master_batch_size = -1
+            # one sample at a time, loaded in this process on one device, so each drawing matches its batch
+            opt.num_workers, opt.batch_size, opt.master_batch_size = 0, 1, -1
+            opt.gpus = opt.gpus[:1]
         # after --debug's overrides, so `--debug 1 --batch_size 0` stays as valid as in the original
         check_parsed(opt)
 
@@ -302,6 +302,22 @@ def check_parsed(opt: argparse.Namespace) -> None:
     _at_least(opt.num_workers, 0, "--num_workers", "0 to load the data in the main process")
     _at_least(opt.num_epochs, 1, "--num_epochs", "the number of training epochs, e.g. --num_epochs 140")
     _at_least(opt.K, 1, "--K", "the peaks kept per image, e.g. --K 100")
+    if opt.num_iters == 0 or opt.num_iters < -1:
+        raise UserError(f"--num_iters {opt.num_iters}: pass the iterations per epoch (at least 1), "
+                        "or -1 for the whole training set")
+    if opt.down_ratio != 4:
+        # every network ends with up-sampling to a quarter of the input; another ratio mismatches the targets
+        raise UserError(f"--down_ratio {opt.down_ratio}: the networks output a quarter of the input size; "
+                        "drop --down_ratio (or pass 4)")
+    if opt.head_conv < -1:
+        raise UserError(f"--head_conv {opt.head_conv}: pass the channels of the head convolution, 0 for none, "
+                        "or -1 for the architecture's default")
+    for name in ("flip", "aug_rot", "aug_ddd"):
+        value = getattr(opt, name)
+        if not 0 <= value <= 1:
+            raise UserError(f"--{name} {value:g}: a probability; pass a value from 0 to 1")
+    if opt.reg_loss not in ("l1", "sl1"):
+        raise UserError(f"--reg_loss {opt.reg_loss}: unknown loss; use l1 or sl1")
     if any(s <= 0 for s in opt.test_scales):
         raise UserError(f"--test_scales {_csv(opt.test_scales)}: every scale must be above 0; "
                         "pass positive scales, e.g. --test_scales 0.5,1,1.5")
