@@ -68,4 +68,6 @@ CASES = [
     Case("opt_flip_probability_main", "main", ["--flip", "2"], error=("--flip 2", "from 0 to 1")),
     Case("opt_reg_loss_unknown_main", "main", ["--reg_loss", "l3"], check=_nothing_trained,
          error=("--reg_loss l3", "l1 or sl1")),
+    Case("opt_demo_out_dir_impossible_demo", "demo", lambda w: [*_demo(w), "--demo_out_dir", "/proc/no_such/vis"],
+         error=("/proc/no_such", "check the path")),
 ]

@@ -139,7 +139,7 @@ def test_run_cli_one_line(capsys, exc, code, line):
     assert err.splitlines() == [line]
 
 
-@pytest.mark.parametrize("exc", [OSError(errno.ENOENT, "No such file or directory", "/x"),
+@pytest.mark.parametrize("exc", [OSError(errno.ENOENT, "No such file or directory"), OSError(errno.EIO, "I/O", "/x"),
                                  PermissionError(errno.EPERM, "Operation not permitted"), ValueError("bug")])
 def test_run_cli_keeps_the_traceback_of_bugs(exc):
     with pytest.raises(type(exc)):

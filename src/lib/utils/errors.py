@@ -29,9 +29,14 @@ _ENVIRONMENT_ERRORS = {
     errno.EROFS: ("read-only file system", _OUTPUT_HINT),
     errno.EACCES: ("permission denied", f"fix the permissions or {_OUTPUT_HINT}"),
     errno.EPERM: ("operation not permitted", f"fix the permissions or {_OUTPUT_HINT}"),
+    # a path option pointing where no file or folder can be (e.g. --demo_out_dir under /proc)
+    errno.ENOENT: ("no such file or directory", "check the path"),
+    errno.ENOTDIR: ("a part of the path is not a folder", "check the path"),
+    errno.EISDIR: ("is a folder, not a file", "check the path"),
+    errno.ENAMETOOLONG: ("file name too long", "choose a shorter path"),
 }
-# Without a file name these two usually come from a bug (a signal sent to a foreign pid), not the disk.
-_NEED_FILENAME = {errno.EACCES, errno.EPERM}
+# Without a file name these usually come from a bug (a signal sent to a foreign pid...), not the user.
+_NEED_FILENAME = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
 
 
 def os_error_message(e: OSError, path: str | None = None) -> str | None:
