@@ -1,7 +1,9 @@
 """Evaluate a trained model on a dataset split (val, or test with --trainval) and write the results."""
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -45,19 +47,21 @@ class PrefetchDataset(torch.utils.data.Dataset):
         return len(self.images)
 
 
-def _setup(opt):
-    """Dataset, heads, logger files and the detector shared by both test loops."""
+@contextlib.contextmanager
+def _session(opt) -> Iterator[tuple]:
+    """(opt, device, dataset, detector) shared by both test loops, with the experiment's log open meanwhile."""
     Dataset = dataset_factory[opt.dataset]
     opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
     print(opt)
-    select_device(opt)
+    # before the Logger writes opt.txt: a missing GPU stops the run with nothing written
+    device = select_device(opt)
     split = 'val' if not opt.trainval else 'test'
     dataset = Dataset(opt, split)
     # whatever --val_intervals says: an empty split would "evaluate" to nothing and exit 0
     dataset.require_samples()
-    Logger(opt)
-    detector = detector_factory[opt.task](opt)
-    return opt, dataset, detector
+    with Logger(opt):
+        detector = detector_factory[opt.task](opt)
+        yield opt, device, dataset, detector
 
 
 def _worker_error(e: UserError) -> UserError:
@@ -90,38 +94,38 @@ def _evaluate(opt, dataset, runs, show_last: bool) -> None:
 
 def prefetch_test(opt) -> None:
     """Test with image loading and pre-processing in a DataLoader worker."""
-    opt, dataset, detector = _setup(opt)
-    data_loader = torch.utils.data.DataLoader(
-        PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
-        pin_memory=opt.device.type == 'cuda')
+    with _session(opt) as (opt, device, dataset, detector):
+        data_loader = torch.utils.data.DataLoader(
+            PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
+            pin_memory=device.type == 'cuda')
 
-    def runs():
-        it = iter(data_loader)
-        for _ in range(len(dataset)):
-            try:
-                img_id, pre_processed_images = next(it)
-            except UserError as e:
-                raise _worker_error(e) from None
-            yield img_id.numpy().astype(np.int32)[0], detector.run(pre_processed_images)
+        def runs():
+            it = iter(data_loader)
+            for _ in range(len(dataset)):
+                try:
+                    img_id, pre_processed_images = next(it)
+                except UserError as e:
+                    raise _worker_error(e) from None
+                yield img_id.numpy().astype(np.int32)[0], detector.run(pre_processed_images)
 
-    _evaluate(opt, dataset, runs(), show_last=True)
+        _evaluate(opt, dataset, runs(), show_last=True)
 
 
 def test(opt) -> None:
     """Test image by image in this process (--not_prefetch_test)."""
-    opt, dataset, detector = _setup(opt)
+    with _session(opt) as (opt, _device, dataset, detector):
 
-    def runs():
-        for ind in range(len(dataset)):
-            img_id = dataset.images[ind]
-            img_info = dataset.coco.loadImgs(ids=[img_id])[0]
-            img_path = os.path.join(dataset.img_dir, img_info['file_name'])
-            if opt.task == 'ddd':
-                yield img_id, detector.run(img_path, img_info['calib'])
-            else:
-                yield img_id, detector.run(img_path)
+        def runs():
+            for ind in range(len(dataset)):
+                img_id = dataset.images[ind]
+                img_info = dataset.coco.loadImgs(ids=[img_id])[0]
+                img_path = os.path.join(dataset.img_dir, img_info['file_name'])
+                if opt.task == 'ddd':
+                    yield img_id, detector.run(img_path, img_info['calib'])
+                else:
+                    yield img_id, detector.run(img_path)
 
-    _evaluate(opt, dataset, runs(), show_last=False)
+        _evaluate(opt, dataset, runs(), show_last=False)
 
 
 def main() -> None:

@@ -1,12 +1,13 @@
-"""Checkpoint I/O: save_model / load_model format, messages, resume and error handling."""
+"""Checkpoint I/O: save_model / load_model (load_weights, resume_training) format, messages, resume, lr, errors."""
 import argparse
 import os
 
 import pytest
 import torch
 
-from models.model import create_model, load_model, save_model
+from models.model import create_model, load_model, load_weights, resume_training, save_model
 from utils.errors import UserError
+from utils.lr_schedule import lr_at_epoch
 
 torch.set_num_threads(1)
 HEADS = {"hm": 3, "wh": 2, "reg": 2}
@@ -159,6 +160,40 @@ def test_fine_tune_keeps_fresh_optimizer(tmp_path):
     opt2 = torch.optim.Adam(model.parameters(), 5e-4)
     _, _, start_epoch = load_model(fresh(10), path, opt2, resume=False, lr=5e-4, lr_step=[10])
     assert start_epoch == 0 and opt2.param_groups[0]["lr"] == 5e-4 and not opt2.state_dict()["state"]
+
+
+def test_load_model_dispatches_to_the_explicit_functions(tmp_path, capsys):
+    model = fresh(13)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    _train_step(model, opt)
+    path = str(tmp_path / "m.pth")
+    save_model(path, 12, model, opt)
+    x = torch.randn(1, 3, 32, 32)
+    want = run(model, x)
+    # weights only: the model comes back alone, whatever the resume flag says without an optimizer
+    for loaded in (load_weights(fresh(14), path), load_model(fresh(14), path),
+                   load_model(fresh(14), path, resume=True)):
+        assert isinstance(loaded, torch.nn.Module)
+        assert all(torch.equal(want[k], v) for k, v in run(loaded, x).items())
+    # resuming: (model, optimizer, start_epoch), the lr where the schedule stands after epoch 12
+    opt2 = torch.optim.Adam(fresh(15).parameters(), 1e-3)
+    model2, opt3, start_epoch = resume_training(fresh(15), path, opt2, 1e-3, [10, 20])
+    assert opt3 is opt2 and start_epoch == 12 and opt2.param_groups[0]["lr"] == lr_at_epoch(1e-3, [10, 20], 12)
+    assert "Resumed optimizer with start lr 0.0001" in capsys.readouterr().out
+    # no lr given: the checkpoint's own lr
+    _, opt4, _ = resume_training(fresh(15), path, torch.optim.Adam(fresh(15).parameters(), 7.0))
+    assert opt4.param_groups[0]["lr"] == 1e-3
+
+
+def test_lr_at_epoch_matches_the_per_epoch_drop():
+    steps = [90, 120]
+    assert [lr_at_epoch(1.25e-4, steps, e) for e in (0, 89, 90, 119, 120, 140)] == [
+        1.25e-4, 1.25e-4, 1.25e-4 * 0.1 ** 1, 1.25e-4 * 0.1 ** 1, 1.25e-4 * 0.1 ** 2, 1.25e-4 * 0.1 ** 2]
+    # main.py drops to the same float at each step epoch as a run resumed after that epoch restarts with
+    for lr in (1.25e-4, 5e-4, 2.5e-4, 7e-4):
+        for index, epoch in enumerate(steps):
+            assert lr_at_epoch(lr, steps, epoch) == lr * (0.1 ** (index + 1))
+    assert lr_at_epoch(5e-4, [], 300) == 5e-4
 
 
 def test_missing_and_broken_files(tmp_path):

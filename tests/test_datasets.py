@@ -1,13 +1,19 @@
-"""Dataset classes: error messages, factory, result conversion, COCO and VOC07 evaluation."""
+"""Dataset classes: error messages, factory, result conversion, COCO and VOC07 evaluation, VOC download."""
 import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+import tarfile
+import zipfile
 
 import numpy as np
 import pytest
 
 from datasets.dataset_factory import _sample_factory, dataset_factory, get_dataset
+from evaluation import voc
+from evaluation.voc import voc_ap
 from opts import opts
 from utils.errors import UserError
 
@@ -118,31 +124,157 @@ def _write_voc(root, n=4):
     return names, boxes
 
 
-def test_voc07_eval_perfect_and_half(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, "src", "tools"))
-    import reval
-    from voc_eval import voc_ap
-
-    assert voc_ap(np.array([0.5, 1.0]), np.array([1.0, 0.5]), use_07_metric=True) == pytest.approx((6 + 5 * .5) / 11)
-    names, boxes = _write_voc(str(tmp_path))
-    cat = reval.CLASSES.index("cat")
-    dets = [[[] for _ in names] for _ in reval.CLASSES]
+def _perfect_voc_dets(names, boxes):
+    """detections[class][image]: every cat found exactly, nothing else."""
+    cat = voc.CLASSES.index("cat")
+    dets = [[[] for _ in names] for _ in voc.CLASSES]
     for i, n in enumerate(names):
         x1, y1, x2, y2 = boxes[n]
         dets[cat][i] = [[x1 - 1, y1 - 1, x2 - 1, y2 - 1, 0.9]]  # 0-based, as the detector writes them
+    return dets
+
+
+def _reval(*args, cwd=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "src", "tools", "reval.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_voc07_eval_perfect_and_half(tmp_path):
+    assert voc_ap(np.array([0.5, 1.0]), np.array([1.0, 0.5]), use_07_metric=True) == pytest.approx((6 + 5 * .5) / 11)
+    names, boxes = _write_voc(str(tmp_path))
+    dets = _perfect_voc_dets(names, boxes)
     devkit = os.path.join(str(tmp_path), "voc", "VOCdevkit")
     path = tmp_path / "results.json"
     path.write_text(json.dumps(dets))
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "src", "tools", "reval.py"), str(path),
-                           "--devkit", devkit], capture_output=True, text=True)
+    proc = _reval(path, "--devkit", devkit, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "AP for cat = 1.0000" in proc.stdout and "AP for dog = 0.0000" in proc.stdout
     assert "Mean AP = 0.0500" in proc.stdout  # 1 of 20 classes perfect
     assert not [p for p in os.listdir(os.path.join(devkit, "results", "VOC2007", "Main"))]
+    cat = voc.CLASSES.index("cat")
     dets[cat][0] = [[300, 300, 400, 400, 0.95]]  # one false positive ranked first, one miss
     rec, prec = np.array([0, .25, .5, .75]), np.array([0, .5, 2 / 3, .75])
     want = voc_ap(rec, prec, use_07_metric=True)
-    assert reval.evaluate_detections(dets, devkit) == pytest.approx(want / 20)
+    assert voc.evaluate_detections(dets, devkit) == pytest.approx(want / 20)
+
+
+def test_voc_annotation_cache_is_json(tmp_path):
+    names, boxes = _write_voc(str(tmp_path))
+    devkit = os.path.join(str(tmp_path), "voc", "VOCdevkit")
+    cache = os.path.join(devkit, "annotations_cache", "test_annots.json")
+    assert voc.evaluate_detections(_perfect_voc_dets(names, boxes), devkit) == pytest.approx(1 / 20)
+    recs = json.load(open(cache))
+    assert sorted(recs) == names and recs[names[0]][0]["name"] == "cat"
+    # a damaged cache is parsed again from the xml files, and rewritten
+    with open(cache, "w") as f:
+        f.write("{not json")
+    assert voc.evaluate_detections(_perfect_voc_dets(names, boxes), devkit) == pytest.approx(1 / 20)
+    assert sorted(json.load(open(cache))) == names
+
+
+def test_reval_reads_data_only_pickles_and_refuses_code(tmp_path):
+    names, boxes = _write_voc(str(tmp_path))
+    devkit = os.path.join(str(tmp_path), "voc", "VOCdevkit")
+    # the original's other input: a pickle of numpy arrays (float32 rows, empty arrays for nothing found)
+    dets = [[np.asarray(d, np.float32).reshape(-1, 5) for d in per_class]
+            for per_class in _perfect_voc_dets(names, boxes)]
+    good = tmp_path / "detections.pkl"
+    good.write_bytes(pickle.dumps(dets, protocol=2))
+    proc = _reval(good, "--devkit", devkit)
+    assert proc.returncode == 0, proc.stderr
+    assert "AP for cat = 1.0000" in proc.stdout and "Mean AP = 0.0500" in proc.stdout
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        good.write_bytes(pickle.dumps(dets, protocol=protocol))
+        cat = voc.CLASSES.index("cat")
+        assert all(np.array_equal(a, b) for a, b in zip(voc.load_detections(str(good))[cat], dets[cat]))
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(_Touch(str(marker))))
+    proc = _reval(evil, "--devkit", devkit)
+    assert proc.returncode == 2 and not marker.exists()
+    assert proc.stderr.startswith(f"error: {evil}: refused, the pickle names ") and "results.json" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    for bad, reason in ((b"not a pickle", "not a readable pickle"), (pickle.dumps({"a": 1}), "holds a dict")):
+        (tmp_path / "bad.pkl").write_bytes(bad)
+        with pytest.raises(UserError, match=reason):
+            voc.load_detections(str(tmp_path / "bad.pkl"))
+    with pytest.raises(UserError, match="detection file not found"):
+        voc.load_detections(str(tmp_path / "none.json"))
+
+
+class _Touch:
+    """Unpickling this creates a file: stands for a pickle that runs code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_pascal_run_eval_in_process(tmp_path, capsys):
+    names, boxes = _write_voc(str(tmp_path))
+    os.makedirs(tmp_path / "voc" / "images")
+    os.makedirs(tmp_path / "voc" / "annotations")
+    images = [{"id": i, "file_name": f"{n}.jpg", "height": 100, "width": 100} for i, n in enumerate(names)]
+    (tmp_path / "voc" / "annotations" / "pascal_test2007.json").write_text(json.dumps(
+        {"images": images, "annotations": [], "categories": [{"id": c} for c in range(1, 21)]}))
+    ds = dataset_factory["pascal"](_opt(tmp_path), "val")
+    cat = voc.CLASSES.index("cat")
+    results = {}
+    for i, n in enumerate(names):
+        results[i] = {j: np.zeros((0, 5), np.float32) for j in range(1, 21)}
+        x1, y1, x2, y2 = boxes[n]
+        results[i][cat] = np.array([[x1 - 1, y1 - 1, x2 - 1, y2 - 1, 0.9]], np.float32)
+    path_before = list(sys.path)
+    ds.run_eval(results, str(tmp_path / "exp"))
+    assert sys.path == path_before
+    out = capsys.readouterr().out
+    assert "Evaluating detections" in out and "AP for cat = 1.0000" in out and "Mean AP = 0.0500" in out
+    assert len(json.load(open(tmp_path / "exp" / "results.json"))) == 21
+    shutil.rmtree(tmp_path / "voc" / "VOCdevkit")
+    with pytest.raises(UserError, match="VOC2007 not found.*get_pascal_voc.sh"):
+        ds.run_eval(results, str(tmp_path / "exp"))
+
+
+def test_get_pascal_voc_script_offline(tmp_path):
+    """The download script, fed local archives through file:// URLs (nothing goes to the network)."""
+    script = os.path.join(ROOT, "src", "tools", "get_pascal_voc.sh")
+    assert os.access(script, os.X_OK)
+    out = subprocess.run(["bash", script, "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "pascal_trainval0712.json" in out.stdout
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    mirror = tmp_path / "mirror"
+    for year, archive, image in (("2007", "VOCtrainval_06-Nov-2007.tar", "000005.jpg"),
+                                 ("2007", "VOCtest_06-Nov-2007.tar", "000001.jpg"),
+                                 ("2012", "VOCtrainval_11-May-2012.tar", "2008_000008.jpg")):
+        content = tmp_path / "content" / archive
+        jpegs = content / "VOCdevkit" / f"VOC{year}" / "JPEGImages"
+        jpegs.mkdir(parents=True)
+        (jpegs / image).write_bytes(b"jpeg")
+        (mirror / f"voc{year}").mkdir(parents=True, exist_ok=True)
+        with tarfile.open(mirror / f"voc{year}" / archive, "w") as tar:
+            tar.add(content / "VOCdevkit", arcname="VOCdevkit")
+    with zipfile.ZipFile(mirror / "PASCAL_VOC.zip", "w") as z:
+        for k, part in enumerate(("train2007", "val2007", "train2012", "val2012", "test2007")):
+            anns = [{"id": i + 1, "image_id": 10 * k + i} for i in range(k + 1)]
+            z.writestr(f"PASCAL_VOC/pascal_{part}.json", json.dumps(
+                {"images": [{"id": 10 * k}], "annotations": anns, "categories": [{"id": 1}]}))
+    env = dict(os.environ, VOC_URL=f"file://{mirror}", VOC_JSON_URL=f"file://{mirror}/PASCAL_VOC.zip",
+               PYTHON=sys.executable)
+    voc_dir = tmp_path / "data" / "voc"
+    proc = subprocess.run(["bash", script, str(voc_dir)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(voc_dir / "images")) == ["000001.jpg", "000005.jpg", "2008_000008.jpg"]
+    assert (voc_dir / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg").is_file()
+    merged = json.load(open(voc_dir / "annotations" / "pascal_trainval0712.json"))
+    assert len(merged["images"]) == 4 and merged["categories"] == [{"id": 1}]
+    ids = [a["id"] for a in merged["annotations"]]
+    assert len(ids) == 1 + 2 + 3 + 4 and len(set(ids)) == len(ids)
+    assert (voc_dir / "annotations" / "pascal_test2007.json").is_file()
+    assert sorted(os.listdir(voc_dir)) == ["VOCdevkit", "annotations", "images"]
 
 
 def test_pascal_convert_eval_format(tmp_path):

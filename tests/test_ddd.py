@@ -162,9 +162,7 @@ def test_kitti_result_files(tmp_path):
 
 
 def test_converter(tmp_path):
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'src', 'tools'))
-    import convert_kitti_to_coco as conv
+    from datasets import kitti_to_coco as conv
 
     root = tmp_path / 'kitti'
     for d in ('training/calib', 'training/label_2', 'testing/calib', 'ImageSets_3dop'):

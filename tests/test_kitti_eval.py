@@ -1,4 +1,4 @@
-"""KITTI evaluator (src/tools/kitti_eval): overlaps and APs on hand-made fixtures with closed-form answers."""
+"""KITTI evaluator (evaluation.kitti, CLI src/tools/kitti_eval): overlaps and APs on fixtures with known answers."""
 import math
 import os
 import subprocess
@@ -7,15 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from evaluation.kitti import kernels
+from evaluation.kitti.evaluate import evaluate
+from utils.errors import UserError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "src", "tools")
-if TOOLS not in sys.path:
-    sys.path.insert(0, TOOLS)
-
-from kitti_eval import kernels  # noqa: E402
-from kitti_eval.evaluate import evaluate  # noqa: E402
-
-from utils.errors import UserError  # noqa: E402
 
 AP11_40_OF_40 = float(np.float32(np.float32(np.float32(10) / np.float32(11)) * np.float32(100)))
 
@@ -188,8 +185,9 @@ def test_split_file_and_missing_results(tmp_path):
 
 def test_cli_prints_the_devkit_table(tmp_path):
     gt_dir, res_dir = write(tmp_path, car_frames(80))
+    # from another folder: the script finds the library by its own location
     proc = subprocess.run([sys.executable, os.path.join(TOOLS, "kitti_eval", "evaluate.py"), gt_dir, res_dir],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "number of files for evaluation: 80" in lines
@@ -200,3 +198,23 @@ def test_cli_prints_the_devkit_table(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(TOOLS, "kitti_eval", "evaluate.py"), gt_dir,
                            str(tmp_path / "none")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_dataset_run_eval_calls_the_library_in_process(tmp_path, capsys):
+    from datasets.dataset.kitti import KITTI
+
+    ds = object.__new__(KITTI)  # only the paths and the split matter to run_eval
+    ds.data_dir, ds.split = str(tmp_path / "kitti"), "val"
+    label_dir = tmp_path / "kitti" / "training" / "label_2"
+    label_dir.mkdir(parents=True)
+    g = box()
+    (label_dir / "000004.txt").write_text(line("Car", g))
+    # alpha, x1 y1 x2 y2, h w l, X Y Z, rot_y, score: the same car, detected
+    row = [0.0, g[0], g[1], g[2], g[3], g[7], g[8], g[9], g[4], g[5], g[6], g[10], 0.9]
+    path_before = list(sys.path)
+    out = ds.run_eval({4: {2: [row]}}, str(tmp_path / "exp"))
+    assert sys.path == path_before
+    assert (tmp_path / "exp" / "results" / "000004.txt").read_text().startswith("Car 0.0 0 0.00 100.00 100.00")
+    # one ground truth reaches only the first of the 11 recall points
+    assert out["car_detection"] == [pytest.approx(100 / 11, abs=1e-4)] * 3
+    assert "car_detection AP: 9.090909 9.090909 9.090909" in capsys.readouterr().out.splitlines()

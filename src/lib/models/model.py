@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from utils.errors import UserError, warn
+from utils.lr_schedule import lr_at_epoch
 
 # arch prefix -> (module under models.networks, factory function). Imported lazily so that
 # res_N and hourglass never load the compiled DCN extension.
@@ -204,18 +205,9 @@ def checkpoint_options(opt) -> dict:
             "culprit": opt.load_model_option}
 
 
-def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimizer | None = None,
-               resume: bool = False, lr: float | None = None, lr_step: Sequence[int] | None = None, *,
-               trust: bool = False, allow_partial: bool = False, verbose: bool = True,
-               culprit: str = "--load_model"):
-    """Load weights (and on resume the optimizer, epoch and scheduled lr) from an original-style checkpoint.
-
-    Returns the model, or (model, optimizer, start_epoch) when an optimizer is given. `trust` allows
-    files with pickled Python objects (--trust_checkpoint); a file that fills less than half of the
-    model's tensors is refused unless `allow_partial` (--load_partial); `verbose` prints the original's
-    line for every mismatching key, otherwise one summary line covers them.
-    """
-    start_epoch = 0
+def _load_weights_from(model: nn.Module, model_path: str, trust: bool, allow_partial: bool, verbose: bool,
+                       culprit: str) -> object:
+    """Copy the matching tensors of `model_path` into `model`; returns the whole checkpoint for resuming."""
     checkpoint = load_checkpoint_file(model_path, culprit, trust)
     state_dict_, epoch = _checkpoint_state_dict(checkpoint, model_path, culprit)
     print(f"loaded {model_path}, epoch {epoch}")
@@ -230,27 +222,62 @@ def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimiz
     if not_loaded or unused:
         print(summary)
     net.load_state_dict(merged, strict=False)
+    return checkpoint
 
-    if optimizer is not None and resume:
-        if isinstance(checkpoint, Mapping) and "optimizer" in checkpoint:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            start_epoch = checkpoint["epoch"]
-            start_lr = lr
-            if start_lr is not None:
-                # The schedule the run would have reached: x0.1 for every step already passed.
-                for step in lr_step or ():
-                    if start_epoch >= step:
-                        start_lr *= 0.1
-                for param_group in optimizer.param_groups:
-                    param_group["lr"] = start_lr
-            else:
-                start_lr = optimizer.param_groups[0]["lr"]
-            print("Resumed optimizer with start lr", start_lr)
-        else:
-            print("No optimizer parameters in checkpoint.")
-    if optimizer is not None:
-        return model, optimizer, start_epoch
+
+def load_weights(model: nn.Module, model_path: str, *, trust: bool = False, allow_partial: bool = False,
+                 verbose: bool = True, culprit: str = "--load_model") -> nn.Module:
+    """Load the network weights of an original-style checkpoint into `model` and return it.
+
+    `trust` allows files with pickled Python objects (--trust_checkpoint); a file that fills less than
+    half of the model's tensors is refused unless `allow_partial` (--load_partial); `verbose` prints the
+    original's line for every mismatching key, otherwise one summary line covers them.
+    """
+    _load_weights_from(model, model_path, trust, allow_partial, verbose, culprit)
     return model
+
+
+def resume_training(model: nn.Module, model_path: str, optimizer: torch.optim.Optimizer, lr: float | None = None,
+                    lr_step: Sequence[int] | None = None, *, trust: bool = False, allow_partial: bool = False,
+                    verbose: bool = True, culprit: str = "--load_model"
+                    ) -> tuple[nn.Module, torch.optim.Optimizer, int]:
+    """Load weights, optimizer state and epoch to continue a run; returns (model, optimizer, start_epoch).
+
+    With `lr` given, the optimizer restarts at the lr the schedule had reached after the saved epoch
+    (lr_at_epoch); without, at the checkpoint's own lr. A checkpoint without an optimizer state only
+    gives its weights (start_epoch 0). The keyword options are load_weights'.
+    """
+    checkpoint = _load_weights_from(model, model_path, trust, allow_partial, verbose, culprit)
+    if not (isinstance(checkpoint, Mapping) and "optimizer" in checkpoint):
+        print("No optimizer parameters in checkpoint.")
+        return model, optimizer, 0
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    start_epoch = checkpoint["epoch"]
+    if lr is not None:
+        start_lr = lr_at_epoch(lr, lr_step or (), start_epoch)
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = start_lr
+    else:
+        start_lr = optimizer.param_groups[0]["lr"]
+    print("Resumed optimizer with start lr", start_lr)
+    return model, optimizer, start_epoch
+
+
+def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimizer | None = None,
+               resume: bool = False, lr: float | None = None, lr_step: Sequence[int] | None = None, *,
+               trust: bool = False, allow_partial: bool = False, verbose: bool = True,
+               culprit: str = "--load_model"):
+    """The original's entry point: load_weights, or resume_training when an optimizer and `resume` are given.
+
+    Returns the model alone without an optimizer, else (model, optimizer, start_epoch) as the original
+    did (optimizer untouched and start_epoch 0 when not resuming).
+    """
+    options = {"trust": trust, "allow_partial": allow_partial, "verbose": verbose, "culprit": culprit}
+    if optimizer is None:
+        return load_weights(model, model_path, **options)
+    if resume:
+        return resume_training(model, model_path, optimizer, lr, lr_step, **options)
+    return load_weights(model, model_path, **options), optimizer, 0
 
 
 def save_model(path: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:

@@ -1,1 +1,1 @@
-"""KITTI object evaluation in Python (numba): 2D, orientation (AOS), bird's-eye-view and 3D AP."""
+"""Command-line wrapper of the KITTI object evaluation (the evaluator lives in src/lib/evaluation/kitti)."""

@@ -61,8 +61,6 @@ class COCO(AnnotatedDataset):
         self._init_common(opt, split)
         self._valid_ids = list(type(self)._valid_ids)
         self.cat_ids = {v: i for i, v in enumerate(self._valid_ids)}
-        self.voc_color = [(v // 32 * 64 + 64, (v // 8) % 4 * 64, v % 8 * 32)
-                          for v in range(1, self.num_classes + 1)]
 
         self.coco = self._load_annotations(f"{self._title()} {split}")
         self._set_images(self.coco.getImgIds(), split)

@@ -170,9 +170,6 @@ class AnnotatedDataset(data.Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    def _to_float(self, x) -> float:
-        return _to_float(x)
-
     def save_results(self, results: dict, save_dir: str) -> None:
         """Write <save_dir>/results.json (the converted results, compact) atomically."""
         with atomic_write(os.path.join(save_dir, "results.json")) as f:

@@ -5,22 +5,19 @@ data/kitti/annotations/kitti_<3dop|subcnn>_<train|val>.json (made by src/tools/c
 ground truth data/kitti/training/label_2/. With --trainval: images/<trainval|test>/ and
 annotations/kitti_<trainval|test>.json.
 
-run_eval writes <save_dir>/results/<id:06d>.txt and runs the Python evaluator of src/tools/kitti_eval
-against training/label_2 (the original shells out to a compiled devkit; see that package's docstring
+run_eval writes <save_dir>/results/<id:06d>.txt and calls the Python evaluator evaluation.kitti
+against training/label_2 (the original shells out to a compiled devkit; see evaluation/kitti/evaluate.py
 for why the folder is label_2 and not label_val).
 """
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 
 from datasets.dataset.common import AnnotatedDataset
 from utils.errors import UserError
 from utils.io import atomic_write
-
-_TOOLS_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "tools"))
 
 
 def write_kitti_results(results: dict, results_dir: str, class_name: list[str]) -> list[str]:
@@ -42,15 +39,6 @@ def write_kitti_results(results: dict, results_dir: str, class_name: list[str]) 
             f.write("".join(lines))
         paths.append(path)
     return paths
-
-
-def load_kitti_evaluator():
-    """The kitti_eval.evaluate module (src/tools/kitti_eval), importable whatever the working directory."""
-    if _TOOLS_DIR not in sys.path:
-        sys.path.append(_TOOLS_DIR)
-    from kitti_eval import evaluate
-
-    return evaluate
 
 
 class KITTI(AnnotatedDataset):
@@ -118,5 +106,7 @@ class KITTI(AnnotatedDataset):
         if not os.path.isdir(self.label_dir):
             raise UserError(f"{self.label_dir} not found: the KITTI ground-truth labels are needed for evaluation; "
                             f"{self.missing_fix}")
-        evaluator = load_kitti_evaluator()
-        return evaluator.evaluate(self.label_dir, os.path.join(save_dir, 'results'))
+        # imported on use: numba is slow to load and only evaluation needs it (not training, not loader workers)
+        from evaluation.kitti.evaluate import evaluate
+
+        return evaluate(self.label_dir, os.path.join(save_dir, 'results'))

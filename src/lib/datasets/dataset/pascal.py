@@ -1,17 +1,13 @@
-"""Pascal VOC 07+12 (20 classes) in COCO json layout; evaluated with the VOC07 11-point AP (tools/reval.py)."""
+"""Pascal VOC 07+12 (20 classes) in COCO json layout; evaluated with the VOC07 11-point AP (evaluation.voc)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 
 from datasets.dataset.common import AnnotatedDataset
+from evaluation.voc import evaluate_detections
 from utils.errors import UserError
-
-_TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                      "tools")
 
 
 class PascalVOC(AnnotatedDataset):
@@ -54,8 +50,12 @@ class PascalVOC(AnnotatedDataset):
         return detections
 
     def run_eval(self, results: dict, save_dir: str) -> None:
-        """Save results.json, then run the VOC07 evaluation (tools/reval.py) on it in a child process."""
+        """Save results.json, then print the VOC07 evaluation of the same detections against the VOCdevkit xml."""
         self.save_results(results, save_dir)
         devkit = os.path.join(self.data_dir, 'VOCdevkit')
-        subprocess.call([sys.executable, os.path.join(_TOOLS, 'reval.py'),
-                         os.path.join(save_dir, 'results.json'), '--devkit', devkit])
+        if not os.path.isdir(os.path.join(devkit, 'VOC2007')):
+            raise UserError(f"{os.path.join(devkit, 'VOC2007')} not found: the VOC2007 test annotations are needed "
+                            f"for evaluation; {self.missing_fix}")
+        # what `reval.py results.json --devkit <devkit>` prints, as the original ran it after saving
+        print('Evaluating detections')
+        evaluate_detections(self.convert_eval_format(results), devkit)

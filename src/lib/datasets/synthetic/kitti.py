@@ -4,7 +4,7 @@ Layout under out_dir (the KITTI one, so the same converter and evaluator apply):
 training/image_2/<id:06d>.png, training/label_2/<id:06d>.txt (KITTI label lines), training/calib/<id:06d>.txt
 (P0..P3, R0_rect, Tr_velo_to_cam, Tr_imu_to_velo; P2 on the third line), ImageSets_3dop/ and
 ImageSets_subcnn/ {train,val,trainval}.txt, and annotations/kitti_<3dop|subcnn>_<train|val>.json plus
-kitti_trainval.json written by src/tools/convert_kitti_to_coco.py.
+kitti_trainval.json written by datasets.kitti_to_coco (src/tools/convert_kitti_to_coco.py).
 
 Scenes: a sky / road background, 2-7 objects (Car, Pedestrian, Cyclist, sometimes a Van, which the ddd
 task ignores for Car) standing on the ground 5-45 m ahead with a random yaw, drawn far to near as boxes
@@ -15,11 +15,11 @@ boxes. Frame i is generated from its own generator seeded by (seed, i): determin
 from __future__ import annotations
 
 import os
-import sys
 
 import cv2
 import numpy as np
 
+from datasets import kitti_to_coco
 from utils.ddd_utils import compute_box_3d, project_to_image
 
 # KITTI's left colour camera (frame 000007), full resolution 1242 x 375
@@ -39,7 +39,6 @@ CLASSES = {
 FACES = (((0, 1, 5, 4), (1., 0., 0.)), ((2, 3, 7, 6), (-1., 0., 0.)), ((1, 2, 6, 5), (0., 0., -1.)),
          ((3, 0, 4, 7), (0., 0., 1.)), ((4, 5, 6, 7), (0., -1., 0.)), ((0, 1, 2, 3), (0., 1., 0.)))
 LIGHT = np.array([0.4, -0.8, -0.45]) / np.linalg.norm([0.4, -0.8, -0.45])
-_TOOLS_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'tools'))
 
 
 def scaled_calib(scale: float) -> tuple[np.ndarray, tuple[int, int]]:
@@ -212,14 +211,6 @@ def calib_text(p2: np.ndarray) -> str:
     return "".join(f"{k}: " + " ".join(f"{v:.12e}" for v in m) + "\n" for k, m in mats.items())
 
 
-def _converter():
-    if _TOOLS_DIR not in sys.path:
-        sys.path.append(_TOOLS_DIR)
-    import convert_kitti_to_coco
-
-    return convert_kitti_to_coco
-
-
 def generate(out_dir: str, n_train: int = 600, n_val: int = 100, seed: int = 0, scale: float = 0.5,
              verbose: bool = False) -> dict:
     """Write the synthetic KITTI set (frames 0..n_train-1 train, then n_val val); returns the main paths."""
@@ -245,7 +236,6 @@ def generate(out_dir: str, n_train: int = 600, n_val: int = 100, seed: int = 0, 
         for name, frame_ids in ids.items():
             with open(os.path.join(set_dir, f'{name}.txt'), 'w') as f:
                 f.write("".join(f'{i:06d}\n' for i in frame_ids))
-    conv = _converter()
-    written = conv.convert(out_dir, splits=('3dop', 'subcnn'), sets=('train', 'val'), verbose=verbose)
-    written += conv.convert(out_dir, splits=('3dop',), sets=('trainval',), verbose=verbose)
+    written = kitti_to_coco.convert(out_dir, splits=('3dop', 'subcnn'), sets=('train', 'val'), verbose=verbose)
+    written += kitti_to_coco.convert(out_dir, splits=('3dop',), sets=('trainval',), verbose=verbose)
     return {'images': dirs['image_2'], 'labels': dirs['label_2'], 'calib': dirs['calib'], 'annotations': written}
