@@ -1,4 +1,4 @@
-"""ddd (monocular 3D detection) training samples: heatmaps, depth, rotation bins, 3D size (algorithms.md 4.3)."""
+"""ddd (monocular 3D detection) training samples: heatmaps, depth, rotation bins, 3D size."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""exdet training samples: extreme-point (top, left, bottom, right) and center heatmaps (algorithms.md 4.4)."""
+"""exdet training samples: extreme-point (top, left, bottom, right) and center heatmaps."""
 from __future__ import annotations
 
 import numpy as np
