@@ -16,20 +16,23 @@ NO_DETECTION = -10000000.0
 
 
 @numba.njit(cache=True)
+def overlap_ratio(inter: float, area_a: float, area_b: float, criterion: int) -> float:
+    """The intersection as IoU (criterion -1), or over the first area (0) / the second area (1)."""
+    if criterion == -1:
+        return inter / (area_a + area_b - inter)
+    if criterion == 0:
+        return inter / area_a
+    return inter / area_b
+
+
+@numba.njit(cache=True)
 def image_overlap(a: np.ndarray, b: np.ndarray, criterion: int) -> float:
     """2D box overlap: IoU (criterion -1), or the intersection over a's area (0) / b's area (1)."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
         return 0.0
-    inter = w * h
-    area_a = (a[2] - a[0]) * (a[3] - a[1])
-    area_b = (b[2] - b[0]) * (b[3] - b[1])
-    if criterion == -1:
-        return inter / (area_a + area_b - inter)
-    if criterion == 0:
-        return inter / area_a
-    return inter / area_b
+    return overlap_ratio(w * h, (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]), criterion)
 
 
 @numba.njit(cache=True)
@@ -107,13 +110,7 @@ def ground_overlap(det: np.ndarray, gt: np.ndarray, criterion: int) -> float:
     inter = convex_intersection_area(dp, gp)
     if inter <= 0.0:
         return 0.0
-    area_d = polygon_area(dp, 4)
-    area_g = polygon_area(gp, 4)
-    if criterion == -1:
-        return inter / (area_d + area_g - inter)
-    if criterion == 0:
-        return inter / area_d
-    return inter / area_g
+    return overlap_ratio(inter, polygon_area(dp, 4), polygon_area(gp, 4), criterion)
 
 
 @numba.njit(cache=True)
@@ -123,17 +120,9 @@ def box3d_overlap(det: np.ndarray, gt: np.ndarray, criterion: int) -> float:
     ymax = min(det[5], gt[5])
     ymin = max(det[5] - det[7], gt[5] - gt[7])
     inter_vol = inter * max(0.0, ymax - ymin)
-    det_vol = det[7] * det[8] * det[9]
-    gt_vol = gt[7] * gt[8] * gt[9]
-    if criterion == -1:
-        denom = det_vol + gt_vol - inter_vol
-    elif criterion == 0:
-        denom = det_vol
-    else:
-        denom = gt_vol
     if inter_vol == 0.0:
         return 0.0
-    return inter_vol / denom
+    return overlap_ratio(inter_vol, det[7] * det[8] * det[9], gt[7] * gt[8] * gt[9], criterion)
 
 
 @numba.njit(cache=True)
