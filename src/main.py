@@ -9,11 +9,12 @@ import torch.utils.data
 import _init_paths  # noqa: F401
 from datasets.dataset_factory import get_dataset
 from logger import Logger
-from models.model import checkpoint_options, create_model, load_model, save_model
+from models.model import checkpoint_options, create_model, load_weights, resume_training, save_model
 from opts import opts
 from trains.train_factory import train_factory
 from utils.errors import UserError, run_cli
 from utils.experiment import hold_experiment
+from utils.lr_schedule import lr_at_epoch
 from utils.utils import select_device
 
 
@@ -36,6 +37,13 @@ def main(opt) -> None:
         _train(opt, val_dataset, train_dataset, logger)
 
 
+def _log_stats(logger: Logger, split: str, stats: dict, epoch: int) -> None:
+    """Append `name value | ` per statistic to log.txt's line and send each to TensorBoard as <split>_<name>."""
+    for name, value in stats.items():
+        logger.scalar_summary(f'{split}_{name}', value, epoch)
+        logger.write(f'{name} {value:8f} | ')
+
+
 def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     """Create the model (resumed if asked) and run the epochs, or the evaluation of --test."""
     print('Creating model...')
@@ -44,8 +52,11 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     optimizer = torch.optim.Adam(model.parameters(), opt.lr)
     start_epoch = 0
     if opt.load_model != '':
-        model, optimizer, start_epoch = load_model(model, opt.load_model, optimizer, opt.resume, opt.lr, opt.lr_step,
-                                                   **checkpoint_options(opt))
+        if opt.resume:
+            model, optimizer, start_epoch = resume_training(model, opt.load_model, optimizer, opt.lr, opt.lr_step,
+                                                            **checkpoint_options(opt))
+        else:
+            model = load_weights(model, opt.load_model, **checkpoint_options(opt))
     if opt.resume:
         logger.write(f'resumed from {opt.load_model} (epoch {start_epoch}): training continues at epoch '
                      f'{start_epoch + 1}\n')
@@ -77,30 +88,26 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     print('Starting training...')
     best = 1e10
     for epoch in range(start_epoch + 1, opt.num_epochs + 1):
-        mark = epoch if opt.save_all else 'last'
-        log_dict_train, _ = trainer.train(epoch, train_loader)
+        train_stats, _ = trainer.train(epoch, train_loader)
         if epoch in opt.lr_step:
             # before model_last.pth: a resume from this epoch's model_last.pth must find model_<epoch>.pth
             save_model(os.path.join(opt.save_dir, f'model_{epoch}.pth'), epoch, model, optimizer)
         logger.write(f'epoch: {epoch} |')
-        for k, v in log_dict_train.items():
-            logger.scalar_summary(f'train_{k}', v, epoch)
-            logger.write(f'{k} {v:8f} | ')
-        if opt.val_intervals > 0 and epoch % opt.val_intervals == 0:
-            save_model(os.path.join(opt.save_dir, f'model_{mark}.pth'), epoch, model, optimizer)
+        _log_stats(logger, 'train', train_stats, epoch)
+        validate = opt.val_intervals > 0 and epoch % opt.val_intervals == 0
+        # written before validating; --save_all keeps one file per validated epoch instead of model_last.pth
+        resume_file = f'model_{epoch}.pth' if validate and opt.save_all else 'model_last.pth'
+        save_model(os.path.join(opt.save_dir, resume_file), epoch, model, optimizer)
+        if validate:
             with torch.no_grad():
-                log_dict_val, _ = trainer.val(epoch, val_loader)
-            for k, v in log_dict_val.items():
-                logger.scalar_summary(f'val_{k}', v, epoch)
-                logger.write(f'{k} {v:8f} | ')
-            if log_dict_val[opt.metric] < best:
-                best = log_dict_val[opt.metric]
+                val_stats, _ = trainer.val(epoch, val_loader)
+            _log_stats(logger, 'val', val_stats, epoch)
+            if val_stats[opt.metric] < best:
+                best = val_stats[opt.metric]
                 save_model(os.path.join(opt.save_dir, 'model_best.pth'), epoch, model)
-        else:
-            save_model(os.path.join(opt.save_dir, 'model_last.pth'), epoch, model, optimizer)
         logger.write('\n')
         if epoch in opt.lr_step:
-            lr = opt.lr * (0.1 ** (opt.lr_step.index(epoch) + 1))
+            lr = lr_at_epoch(opt.lr, opt.lr_step, epoch)
             print('Drop LR to', lr)
             for param_group in optimizer.param_groups:
                 param_group['lr'] = lr

@@ -83,6 +83,16 @@ def test_ctdet_loss_stats_and_sigmoid_in_place(tmp_path):
     assert torch.allclose(out['hm'], torch.full_like(out['hm'], 0.5))  # the trainer's debug/save see sigmoids
 
 
+def test_norm_wh_alone_changes_nothing_as_in_the_original(tmp_path):
+    """--norm_wh only picks the loss of the --cat_spec_wh branch; the plain size term stays crit_reg."""
+    def wh_loss(*extra):
+        out = {'hm': torch.zeros(1, NUM_CLASSES, 16, 16), 'wh': torch.ones(1, 2, 16, 16),
+               'reg': torch.zeros(1, 2, 16, 16)}
+        return CtdetLoss(make_opt(tmp_path, 'ctdet', *extra))([out], ctdet_batch())[1]['wh_loss'].item()
+
+    assert wh_loss('--norm_wh') == wh_loss() == pytest.approx((3 + 5 + 7 + 2) / 4, rel=1e-3)
+
+
 def test_ctdet_oracle_outputs_zero_regression_loss(tmp_path):
     pytest.importorskip('numba')
     opt = make_opt(tmp_path, 'ctdet', '--eval_oracle_hm', '--eval_oracle_wh', '--eval_oracle_offset')

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from models.model import checkpoint_options, create_model, load_model
+from models.model import checkpoint_options, create_model, load_weights
 from utils.debugger import Debugger, debugger_for, denormalize
 from utils.image import get_affine_transform
 from utils.image_io import read_image
@@ -43,16 +43,14 @@ class BaseDetector:
         print('Creating model...')
         # Weights come from --load_model: nothing is downloaded at test time.
         self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
-        self.model = load_model(self.model, opt.load_model, **checkpoint_options(opt))
-        self.model = self.model.to(opt.device)
-        self.model.eval()
+        self.model = load_weights(self.model, opt.load_model, **checkpoint_options(opt))
+        self.model.to(opt.device).eval()  # Module.to moves the parameters in place
 
-        self.mean = np.array(opt.mean, dtype=np.float32).reshape(1, 1, 3)
-        self.std = np.array(opt.std, dtype=np.float32).reshape(1, 1, 3)
-        self.max_per_image = 100
-        self.num_classes = opt.num_classes
-        self.scales = opt.test_scales
         self.opt = opt
+        # 1 x 1 x 3: broadcasts over the HWC images pre_process normalises
+        self.mean, self.std = (np.array(stat, dtype=np.float32).reshape(1, 1, 3) for stat in (opt.mean, opt.std))
+        self.num_classes, self.scales = opt.num_classes, opt.test_scales
+        self.max_per_image = 100
         self.pause = True
         # Headless display: where result images go, whether to write them, and the last ones drawn.
         self.vis_dir = vis_out_dir(opt)
@@ -165,9 +163,9 @@ class BaseDetector:
 
     def run(self, image_or_path_or_tensor, meta=None) -> dict:
         """Detect on an image path, a BGR ndarray or a test.py prefetch dict; returns results and timings."""
-        load_time, pre_time, net_time, dec_time, post_time = 0., 0., 0., 0., 0.
+        times = dict.fromkeys(TIME_STATS, 0.0)
         start_time = time.time()
-        pre_processed = False
+        prefetched = None
         self._frame_id += 1
         prefix = f'{self._frame_id:06d}_'
         if isinstance(image_or_path_or_tensor, np.ndarray):
@@ -177,53 +175,46 @@ class BaseDetector:
             image = read_image(path)
             prefix = os.path.splitext(os.path.basename(path))[0] + '_'
         else:
-            pre_processed_images = image_or_path_or_tensor
-            image = pre_processed_images['image'][0].numpy()
-            pre_processed = True
+            prefetched = image_or_path_or_tensor
+            image = prefetched['image'][0].numpy()
         debugger = self._make_debugger(prefix) if self.opt.debug > 0 else None
 
-        loaded_time = time.time()
-        load_time += loaded_time - start_time
-
+        # Each stage's clock stops only after _sync, so queued GPU work is charged to the stage that queued it.
+        stage_end = time.time()
+        times['load'] = stage_end - start_time
         detections = []
-        post_process_time = loaded_time
         for scale in self.scales:
-            scale_start_time = time.time()
-            if not pre_processed:
+            scale_start = time.time()
+            if prefetched is None:
                 images, meta = self.pre_process(image, scale, meta)
             else:
-                images = pre_processed_images['images'][scale][0]
-                meta = {k: v.numpy()[0] for k, v in pre_processed_images['meta'][scale].items()}
+                images = prefetched['images'][scale][0]
+                meta = {k: v.numpy()[0] for k, v in prefetched['meta'][scale].items()}
             images = images.to(self.opt.device)
             self._sync()
-            pre_process_time = time.time()
-            pre_time += pre_process_time - scale_start_time
+            net_start = time.time()
+            times['pre'] += net_start - scale_start
 
             with self._memory_guard(image.shape, images.shape[0], images.shape[2], images.shape[3], on_device=True):
-                output, dets, forward_time = self.process(images, return_time=True)
+                output, dets, net_end = self.process(images, return_time=True)
             self._sync()
-            net_time += forward_time - pre_process_time
-            decode_time = time.time()
-            dec_time += decode_time - forward_time
-
+            decoded = time.time()
+            times['net'] += net_end - net_start
+            times['dec'] += decoded - net_end
             if self.opt.debug >= 2:
                 self.debug(debugger, images, dets, output, scale)
-
-            dets = self.post_process(dets, meta, scale)
+            detections.append(self.post_process(dets, meta, scale))
             self._sync()
-            post_process_time = time.time()
-            post_time += post_process_time - decode_time
-            detections.append(dets)
+            stage_end = time.time()
+            times['post'] += stage_end - decoded
 
         results = self.merge_outputs(detections)
         self._sync()
         end_time = time.time()
-        merge_time = end_time - post_process_time
-        tot_time = end_time - start_time
+        times['merge'] = end_time - stage_end
+        times['tot'] = end_time - start_time
 
         if self.opt.debug >= 1:
             self.show_results(debugger, image, results)
             self.last_vis = dict(debugger.imgs)
-
-        return {'results': results, 'tot': tot_time, 'load': load_time, 'pre': pre_time, 'net': net_time,
-                'dec': dec_time, 'post': post_time, 'merge': merge_time}
+        return {'results': results, **times}

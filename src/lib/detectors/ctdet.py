@@ -25,17 +25,16 @@ class CtdetDetector(BaseDetector):
         """Forward, sigmoid, flip-average (if --flip_test) and decode the top K boxes."""
         with torch.no_grad():
             output = self.model(images)[-1]
-            hm = output['hm'].sigmoid_()
-            wh = output['wh']
-            reg = output['reg'] if self.opt.reg_offset else None
+            # in place, as the reference does: the returned output (used by debug) holds probabilities
+            heat, sizes = output['hm'].sigmoid_(), output['wh']
+            offsets = output['reg'] if self.opt.reg_offset else None
             if self.opt.flip_test:
-                hm = flip_merge(hm)
-                wh = flip_merge(wh)
+                heat, sizes = flip_merge(heat), flip_merge(sizes)
                 # Offsets of the mirrored copy do not mirror cleanly: the original's are kept.
-                reg = reg[0:1] if reg is not None else None
+                offsets = None if offsets is None else offsets[:1]
             self._sync()
             forward_time = time.time()
-            dets = ctdet_decode(hm, wh, reg=reg, cat_spec_wh=self.opt.cat_spec_wh, K=self.opt.K)
+            dets = ctdet_decode(heat, sizes, reg=offsets, cat_spec_wh=self.opt.cat_spec_wh, K=self.opt.K)
         if return_time:
             return output, dets, forward_time
         return output, dets

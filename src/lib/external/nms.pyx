@@ -34,107 +34,99 @@ cdef inline float _decay(float ov, float sigma, float Nt, unsigned int method) n
     return 0 if ov > Nt else 1  # hard NMS
 
 
-cdef inline void _copy_box(float[:, :] boxes, Py_ssize_t dst, Py_ssize_t src) noexcept nogil:
+cdef inline void _copy_cols(float[:, :] boxes, Py_ssize_t dst, Py_ssize_t src, Py_ssize_t first,
+                            Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t k
-    for k in range(5):
+    for k in range(first, stop):
         boxes[dst, k] = boxes[src, k]
 
 
-cdef inline void _swap_extra(float[:, :] boxes, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef inline void _swap_cols(float[:, :] boxes, Py_ssize_t a, Py_ssize_t b, Py_ssize_t first,
+                            Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t k
-    cdef float tmp
-    for k in range(5, boxes.shape[1]):
-        tmp = boxes[a, k]
+    cdef float held
+    for k in range(first, stop):
+        held = boxes[a, k]
         boxes[a, k] = boxes[b, k]
-        boxes[b, k] = tmp
+        boxes[b, k] = held
+
+
+cdef inline Py_ssize_t _first_max(float[:, :] boxes, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """Row of the highest score among rows first..stop-1 (the earliest on ties; `first` when the range is empty)."""
+    cdef Py_ssize_t best = first, row
+    for row in range(first + 1, stop):
+        if boxes[best, 4] < boxes[row, 4]:
+            best = row
+    return best
+
+
+cdef inline bint _iou(float[:, :] boxes, Py_ssize_t kept, Py_ssize_t row, float *out) noexcept nogil:
+    """IoU of two rows' boxes into `out`; False (out untouched) when their pixel ranges do not intersect."""
+    # float arithmetic term for term as in the reference, so decays and discards match it bit for bit
+    cdef float row_area = (boxes[row, 2] - boxes[row, 0] + 1) * (boxes[row, 3] - boxes[row, 1] + 1)
+    cdef float iw = _fmin(boxes[kept, 2], boxes[row, 2]) - _fmax(boxes[kept, 0], boxes[row, 0]) + 1
+    cdef float ih, union_area
+    if not iw > 0:  # NaN too, as in the reference
+        return False
+    ih = _fmin(boxes[kept, 3], boxes[row, 3]) - _fmax(boxes[kept, 1], boxes[row, 1]) + 1
+    if not ih > 0:  # NaN too, as in the reference
+        return False
+    union_area = ((boxes[kept, 2] - boxes[kept, 0] + 1) * (boxes[kept, 3] - boxes[kept, 1] + 1) + row_area
+                  - iw * ih)
+    out[0] = iw * ih / union_area
+    return True
+
+
+cdef inline void _merge_start(float *sums, float[:, :] boxes, Py_ssize_t row) noexcept nogil:
+    """Weighted corner sums of the kept box alone: x1, y1 times column 5, x2, y2 times column 6, then 5 and 6."""
+    cdef Py_ssize_t k
+    for k in range(4):
+        sums[k] = boxes[row, k] * boxes[row, 5 + k // 2]
+    sums[4] = boxes[row, 5]
+    sums[5] = boxes[row, 6]
+
+
+cdef inline void _merge_add(float *sums, float[:, :] boxes, Py_ssize_t row, float share) noexcept nogil:
+    """Add a decayed box to the corner sums, every term scaled by `share`."""
+    cdef Py_ssize_t k
+    for k in range(4):
+        sums[k] = sums[k] + boxes[row, k] * boxes[row, 5 + k // 2] * share
+    sums[4] = sums[4] + boxes[row, 5] * share
+    sums[5] = sums[5] + boxes[row, 6] * share
 
 
 cdef Py_ssize_t _soft_nms_core(float[:, :] boxes, float sigma, float Nt, float threshold, unsigned int method,
                                int mode, float weight_exp) noexcept nogil:
     """Shared Soft-NMS loop; returns the number of surviving rows."""
-    cdef Py_ssize_t N = boxes.shape[0]
-    cdef Py_ssize_t total = N
-    cdef Py_ssize_t i, pos, maxpos
-    cdef float maxscore, tx1, ty1, tx2, ty2, ts, x1, y1, x2, y2, area, iw, ih, ua, ov, weight
-    cdef float mx1 = 0, my1 = 0, mx2 = 0, my2 = 0, mts = 0, mbs = 0, mw
+    cdef Py_ssize_t live = boxes.shape[0]  # rows from `live` on are discarded
+    # columns that travel with a row when rows are exchanged (MODE_MERGE's weights stay where they are)
+    cdef Py_ssize_t carried = boxes.shape[1] if mode == MODE_CARRY else 5
+    cdef Py_ssize_t i, row, k
+    cdef float ov = 0, decay
+    cdef float sums[6]
 
-    for i in range(total):  # the original bound, although N shrinks (later rows are then left alone)
-        maxscore = boxes[i, 4]
-        maxpos = i
-        tx1 = boxes[i, 0]
-        ty1 = boxes[i, 1]
-        tx2 = boxes[i, 2]
-        ty2 = boxes[i, 3]
-        ts = boxes[i, 4]
-
-        pos = i + 1
-        while pos < N:  # first maximum among the remaining rows
-            if maxscore < boxes[pos, 4]:
-                maxscore = boxes[pos, 4]
-                maxpos = pos
-            pos += 1
-
-        # exchange row i with the maximum (columns 0..4; extra columns depend on the mode)
-        _copy_box(boxes, i, maxpos)
-        boxes[maxpos, 0] = tx1
-        boxes[maxpos, 1] = ty1
-        boxes[maxpos, 2] = tx2
-        boxes[maxpos, 3] = ty2
-        boxes[maxpos, 4] = ts
-        if mode == MODE_CARRY:
-            _swap_extra(boxes, i, maxpos)
-        elif mode == MODE_MERGE:
-            # the weight columns 5 / 6 stay with row i (not exchanged), as in the original
-            mx1 = boxes[i, 0] * boxes[i, 5]
-            my1 = boxes[i, 1] * boxes[i, 5]
-            mx2 = boxes[i, 2] * boxes[i, 6]
-            my2 = boxes[i, 3] * boxes[i, 6]
-            mts = boxes[i, 5]
-            mbs = boxes[i, 6]
-
-        tx1 = boxes[i, 0]
-        ty1 = boxes[i, 1]
-        tx2 = boxes[i, 2]
-        ty2 = boxes[i, 3]
-
-        pos = i + 1
-        while pos < N:
-            x1 = boxes[pos, 0]
-            y1 = boxes[pos, 1]
-            x2 = boxes[pos, 2]
-            y2 = boxes[pos, 3]
-            area = (x2 - x1 + 1) * (y2 - y1 + 1)
-            iw = _fmin(tx2, x2) - _fmax(tx1, x1) + 1
-            if iw > 0:
-                ih = _fmin(ty2, y2) - _fmax(ty1, y1) + 1
-                if ih > 0:
-                    ua = (tx2 - tx1 + 1) * (ty2 - ty1 + 1) + area - iw * ih
-                    ov = iw * ih / ua
-                    weight = _decay(ov, sigma, Nt, method)
-                    if mode == MODE_MERGE:
-                        mw = <float>pow(<double>(1 - weight), <double>weight_exp)
-                        mx1 = mx1 + boxes[pos, 0] * boxes[pos, 5] * mw
-                        my1 = my1 + boxes[pos, 1] * boxes[pos, 5] * mw
-                        mx2 = mx2 + boxes[pos, 2] * boxes[pos, 6] * mw
-                        my2 = my2 + boxes[pos, 3] * boxes[pos, 6] * mw
-                        mts = mts + boxes[pos, 5] * mw
-                        mbs = mbs + boxes[pos, 6] * mw
-                    boxes[pos, 4] = weight * boxes[pos, 4]
-                    if boxes[pos, 4] < threshold:
-                        # discard: overwrite with the last live row (its extra columns are exchanged)
-                        _copy_box(boxes, pos, N - 1)
-                        if mode == MODE_CARRY:
-                            _swap_extra(boxes, pos, N - 1)
-                        N -= 1
-                        pos -= 1
-            pos += 1
-
+    for i in range(boxes.shape[0]):  # the original bound, although `live` shrinks (later rows are then left alone)
+        _swap_cols(boxes, i, _first_max(boxes, i, live), 0, carried)
         if mode == MODE_MERGE:
-            boxes[i, 0] = mx1 / mts
-            boxes[i, 1] = my1 / mts
-            boxes[i, 2] = mx2 / mbs
-            boxes[i, 3] = my2 / mbs
-    return N
+            _merge_start(sums, boxes, i)
+        row = i + 1
+        while row < live:
+            if _iou(boxes, i, row, &ov):
+                decay = _decay(ov, sigma, Nt, method)
+                if mode == MODE_MERGE:
+                    _merge_add(sums, boxes, row, <float>pow(<double>(1 - decay), <double>weight_exp))
+                boxes[row, 4] = decay * boxes[row, 4]
+                if boxes[row, 4] < threshold:
+                    # discard: the last live row takes this place (extra columns exchanged) and is tested next
+                    live -= 1
+                    _copy_cols(boxes, row, live, 0, 5)
+                    _swap_cols(boxes, row, live, 5, carried)
+                    continue
+            row += 1
+        if mode == MODE_MERGE:
+            for k in range(4):
+                boxes[i, k] = sums[k] / sums[4 + k // 2]
+    return live
 
 
 def _check(boxes, int min_cols):

@@ -129,19 +129,17 @@ def compute_rot_loss(output: torch.Tensor, target_bin: torch.Tensor, target_res:
     output: B x N x 8 [bin1 logit0, bin1 logit1, bin1 sin, bin1 cos, bin2 logit0, bin2 logit1, bin2 sin, bin2 cos];
     target_bin, target_res: B x N x 2 (per bin: inside flag, angle relative to the bin centre); mask: B x N.
     """
-    output = output.view(-1, 8)
-    target_bin = target_bin.view(-1, 2)
-    target_res = target_res.view(-1, 2)
-    mask = mask.view(-1, 1)
-    loss_bin1 = compute_bin_loss(output[:, 0:2], target_bin[:, 0], mask)
-    loss_bin2 = compute_bin_loss(output[:, 4:6], target_bin[:, 1], mask)
-    loss_res = torch.zeros_like(loss_bin1)
+    rows, row_mask = output.view(-1, 8), mask.view(-1, 1)
+    in_bin, angles = target_bin.view(-1, 2), target_res.view(-1, 2)
+    bin_loss = (compute_bin_loss(rows[:, 0:2], in_bin[:, 0], row_mask)
+                + compute_bin_loss(rows[:, 4:6], in_bin[:, 1], row_mask))
+    res_loss = torch.zeros_like(bin_loss)
     # residuals only count for rows whose angle falls inside that bin (mask is not applied here)
     for b, (sin_col, cos_col) in enumerate(((2, 3), (6, 7))):
-        idx = target_bin[:, b].nonzero()[:, 0]
+        idx = in_bin[:, b].nonzero()[:, 0]
         if idx.shape[0] > 0:
-            valid_out = output.index_select(0, idx)
-            valid_res = target_res.index_select(0, idx)[:, b]
-            loss_res = loss_res + (compute_res_loss(valid_out[:, sin_col], torch.sin(valid_res))
-                                   + compute_res_loss(valid_out[:, cos_col], torch.cos(valid_res)))
-    return loss_bin1 + loss_bin2 + loss_res
+            picked = rows.index_select(0, idx)
+            angle = angles.index_select(0, idx)[:, b]
+            res_loss = res_loss + (compute_res_loss(picked[:, sin_col], torch.sin(angle))
+                                   + compute_res_loss(picked[:, cos_col], torch.cos(angle)))
+    return bin_loss + res_loss

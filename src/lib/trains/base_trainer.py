@@ -25,6 +25,11 @@ class ModelWithLoss(torch.nn.Module):
         return outputs[-1], loss, loss_stats
 
 
+def _to_device(batch: dict, device) -> dict:
+    # 'meta' holds the numpy/python bookkeeping that debug and save_result read on the host
+    return {k: v if k == 'meta' else v.to(device=device, non_blocking=True) for k, v in batch.items()}
+
+
 def _stat_value(v: torch.Tensor) -> float:
     # Every loss term is a tensor (trains.common.zero_terms); several GPUs return one value each.
     return v.mean().item()
@@ -87,42 +92,39 @@ class BaseTrainer:
         avg_loss_stats = {name: AverageMeter() for name in self.loss_stats}
         num_iters = len(data_loader) if opt.num_iters < 0 else opt.num_iters
         bar = Bar(f'{opt.task}/{opt.exp_id}', max=num_iters)
-        end = time.time()
-        for iter_id, batch in enumerate(data_loader):
-            if iter_id >= num_iters:
-                break
-            data_time.update(time.time() - end)
-            for k in batch:
-                if k != 'meta':
-                    batch[k] = batch[k].to(device=opt.device, non_blocking=True)
-            output, loss, loss_stats = model_with_loss(batch)
-            loss = loss.mean()
+        tick = time.time()
+        # The loader comes first in zip: like the reference loop, it draws one batch past num_iters before
+        # stopping, so the random state after an epoch (augmentation with num_workers 0) is the same.
+        for batch, iter_id in zip(data_loader, range(num_iters)):
+            data_time.update(time.time() - tick)
+            batch = _to_device(batch, opt.device)
+            output, losses, loss_stats = model_with_loss(batch)
+            loss = losses.mean()  # one value per GPU under DataParallel
             if phase == 'train':
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
-            batch_time.update(time.time() - end)
-            end = time.time()
+            batch_time.update(time.time() - tick)
+            tick = time.time()
 
             for name in avg_loss_stats:
                 avg_loss_stats[name].update(_stat_value(loss_stats[name]), batch['input'].size(0))
             bar.suffix = self._suffix(phase, epoch, iter_id, num_iters, bar, avg_loss_stats, data_time, batch_time)
-            if opt.print_iter > 0:
-                if iter_id % opt.print_iter == 0:
-                    print(f'{opt.task}/{opt.exp_id}| {bar.suffix}', flush=True)
-            else:
+            if opt.print_iter <= 0:
                 bar.next()
-
+            elif iter_id % opt.print_iter == 0:
+                print(f'{opt.task}/{opt.exp_id}| {bar.suffix}', flush=True)
             if opt.debug > 0:
                 self.debug(batch, output, iter_id)
             if opt.test:
                 self.save_result(output, batch, results)
-            del output, loss, loss_stats
+            # drop this batch's graph and outputs before the loader hands over the next one
+            del output, loss, losses, loss_stats
 
         bar.finish()
-        ret = {k: v.avg for k, v in avg_loss_stats.items()}
-        ret['time'] = bar.elapsed_td.total_seconds() / 60.
-        return ret, results
+        averages = {name: meter.avg for name, meter in avg_loss_stats.items()}
+        averages['time'] = bar.elapsed_td.total_seconds() / 60.0
+        return averages, results
 
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
         """Draw one training sample (task specific)."""

@@ -32,40 +32,40 @@ class CtdetLoss(torch.nn.Module):
             self.crit_wh = self.crit_reg
         self.opt = opt
 
+    def _size_loss(self, wh: torch.Tensor, batch: dict) -> torch.Tensor:
+        """One stack's size term: over the dense map (--dense_wh), per class (--cat_spec_wh) or at the centres."""
+        if self.opt.dense_wh:
+            weight = batch['dense_wh_mask']
+            # the summed L1 over the gaussian-weighted map, normalised by the total weight
+            return self.crit_wh(wh * weight, batch['dense_wh'] * weight) / (weight.sum() + 1e-4)
+        if self.opt.cat_spec_wh:
+            return self.crit_wh(wh, batch['cat_spec_mask'], batch['ind'], batch['cat_spec_wh'])
+        # as the original: --norm_wh picks the loss of the per-class branch only, so alone it changes nothing
+        return self.crit_reg(wh, batch['reg_mask'], batch['ind'], batch['wh'])
+
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, {'loss', 'hm_loss', 'wh_loss', 'off_loss'}); sigmoids `hm` in the outputs."""
         opt = self.opt
         hm_loss, wh_loss, off_loss = zero_terms(outputs[0]['hm'], 3)
-        for s in range(opt.num_stacks):
-            output = outputs[s]
+        for output in outputs[:opt.num_stacks]:
             if not opt.mse_loss:
                 output['hm'] = _sigmoid(output['hm'])
             if opt.eval_oracle_hm:
                 output['hm'] = batch['hm']
-            if opt.eval_oracle_wh:
-                output['wh'] = oracle_map(batch['wh'], batch['ind'], output['wh'])
-            if opt.eval_oracle_offset:
-                output['reg'] = oracle_map(batch['reg'], batch['ind'], output['reg'])
+            # --eval_oracle_wh / --eval_oracle_offset: ground truth spread over each object's area
+            for key, oracle in (('wh', opt.eval_oracle_wh), ('reg', opt.eval_oracle_offset)):
+                if oracle:
+                    output[key] = oracle_map(batch[key], batch['ind'], output[key])
 
             hm_loss = hm_loss + self.crit(output['hm'], batch['hm']) / opt.num_stacks
             if opt.wh_weight > 0:
-                if opt.dense_wh:
-                    mask = batch['dense_wh_mask']
-                    wh_loss = wh_loss + (self.crit_wh(output['wh'] * mask, batch['dense_wh'] * mask)
-                                         / (mask.sum() + 1e-4)) / opt.num_stacks
-                elif opt.cat_spec_wh:
-                    wh_loss = wh_loss + self.crit_wh(output['wh'], batch['cat_spec_mask'], batch['ind'],
-                                                     batch['cat_spec_wh']) / opt.num_stacks
-                else:
-                    wh_loss = wh_loss + self.crit_wh(output['wh'], batch['reg_mask'], batch['ind'],
-                                                     batch['wh']) / opt.num_stacks
+                wh_loss = wh_loss + self._size_loss(output['wh'], batch) / opt.num_stacks
             if opt.reg_offset and opt.off_weight > 0:
                 off_loss = off_loss + self.crit_reg(output['reg'], batch['reg_mask'], batch['ind'],
                                                     batch['reg']) / opt.num_stacks
 
         loss = opt.hm_weight * hm_loss + opt.wh_weight * wh_loss + opt.off_weight * off_loss
-        loss_stats = {'loss': loss, 'hm_loss': hm_loss, 'wh_loss': wh_loss, 'off_loss': off_loss}
-        return loss, loss_stats
+        return loss, {'loss': loss, 'hm_loss': hm_loss, 'wh_loss': wh_loss, 'off_loss': off_loss}
 
 
 class CtdetTrainer(BaseTrainer):

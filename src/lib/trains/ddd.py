@@ -15,6 +15,12 @@ from utils.post_process import ddd_keep_above, ddd_post_process, depth_from_outp
 from .base_trainer import BaseTrainer
 from .common import blend_heatmaps, finish_debug, zero_terms
 
+# The logged terms, in log order; each regression as (stat, output head, batch mask, batch targets).
+_STATS = ('hm', 'dep', 'dim', 'rot', 'wh', 'off')
+_REGRESSIONS = (('dep', 'dep', 'reg_mask', ('dep',)), ('dim', 'dim', 'reg_mask', ('dim',)),
+                ('rot', 'rot', 'rot_mask', ('rotbin', 'rotres')), ('wh', 'wh', 'rot_mask', ('wh',)),
+                ('off', 'reg', 'rot_mask', ('reg',)))
+
 
 class DddLoss(torch.nn.Module):
     """Focal heatmap loss + depth, 3D size, two-bin rotation, 2D size and offset regression, per stack."""
@@ -29,36 +35,27 @@ class DddLoss(torch.nn.Module):
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, stats); replaces `hm` and `dep` in the outputs by their activations."""
         opt = self.opt
-        hm_loss, dep_loss, rot_loss, dim_loss, wh_loss, off_loss = zero_terms(outputs[0]['hm'], 6)
-        for s in range(opt.num_stacks):
-            output = outputs[s]
+        # a regression is computed only when it counts: weight > 0, and for wh / off only with that head
+        needs_head = {'wh': opt.reg_bbox, 'off': opt.reg_offset}
+        active = [term for term in _REGRESSIONS
+                  if getattr(opt, f'{term[0]}_weight') > 0 and needs_head.get(term[0], True)]
+        terms = dict(zip(_STATS, zero_terms(outputs[0]['hm'], len(_STATS))))
+        for output in outputs[:opt.num_stacks]:
             # the original applies the clamped sigmoid with --mse_loss too
             output['hm'] = _sigmoid(output['hm'])
             output['dep'] = depth_from_output(output['dep'])
             if opt.eval_oracle_dep:
                 output['dep'] = oracle_map(batch['dep'], batch['ind'], output['dep'])
-
-            hm_loss = hm_loss + self.crit(output['hm'], batch['hm']) / opt.num_stacks
-            if opt.dep_weight > 0:
-                dep_loss = dep_loss + self.crit_reg(output['dep'], batch['reg_mask'], batch['ind'],
-                                                    batch['dep']) / opt.num_stacks
-            if opt.dim_weight > 0:
-                dim_loss = dim_loss + self.crit_reg(output['dim'], batch['reg_mask'], batch['ind'],
-                                                    batch['dim']) / opt.num_stacks
-            if opt.rot_weight > 0:
-                rot_loss = rot_loss + self.crit_rot(output['rot'], batch['rot_mask'], batch['ind'], batch['rotbin'],
-                                                    batch['rotres']) / opt.num_stacks
-            if opt.reg_bbox and opt.wh_weight > 0:
-                wh_loss = wh_loss + self.crit_reg(output['wh'], batch['rot_mask'], batch['ind'],
-                                                  batch['wh']) / opt.num_stacks
-            if opt.reg_offset and opt.off_weight > 0:
-                off_loss = off_loss + self.crit_reg(output['reg'], batch['rot_mask'], batch['ind'],
-                                                    batch['reg']) / opt.num_stacks
-        loss = (opt.hm_weight * hm_loss + opt.dep_weight * dep_loss + opt.dim_weight * dim_loss
-                + opt.rot_weight * rot_loss + opt.wh_weight * wh_loss + opt.off_weight * off_loss)
-        loss_stats = {'loss': loss, 'hm_loss': hm_loss, 'dep_loss': dep_loss, 'dim_loss': dim_loss,
-                      'rot_loss': rot_loss, 'wh_loss': wh_loss, 'off_loss': off_loss}
-        return loss, loss_stats
+            terms['hm'] = terms['hm'] + self.crit(output['hm'], batch['hm']) / opt.num_stacks
+            for stat, head, mask, targets in active:
+                crit = self.crit_rot if stat == 'rot' else self.crit_reg
+                value = crit(output[head], batch[mask], batch['ind'], *(batch[t] for t in targets))
+                terms[stat] = terms[stat] + value / opt.num_stacks
+        # summed left to right in the order of _STATS, as the reference's one expression does
+        loss = opt.hm_weight * terms['hm']
+        for stat in _STATS[1:]:
+            loss = loss + getattr(opt, f'{stat}_weight') * terms[stat]
+        return loss, {'loss': loss, **{f'{stat}_loss': value for stat, value in terms.items()}}
 
 
 class DddTrainer(BaseTrainer):

@@ -189,15 +189,14 @@ class Debugger(Debugger3D):
 
     def add_blend_img(self, back: np.ndarray, fore: np.ndarray, img_id='blend', trans: float = 0.7) -> None:
         """Store `(1 - trans) * back + trans * fore` (fore resized to back; inverted in the white theme)."""
-        if self.theme == 'white':
-            fore = 255 - fore
-        # The original compares fore's height with back's width too; kept, it only forces an extra resize.
-        if fore.shape[0] != back.shape[0] or fore.shape[0] != back.shape[1]:
-            fore = cv2.resize(fore, (back.shape[1], back.shape[0]))
-        if len(fore.shape) == 2:
-            fore = fore.reshape(fore.shape[0], fore.shape[1], 1)
-        blend = back * (1. - trans) + fore * trans
-        self.imgs[img_id] = np.clip(blend, 0, 255).astype(np.uint8)
+        overlay = 255 - fore if self.theme == 'white' else fore
+        # Resized unless its height equals back's height and back's width, the original's test: a non-square
+        # overlay of back's size is resized too, to the size it already has.
+        if not overlay.shape[0] == back.shape[0] == back.shape[1]:
+            overlay = cv2.resize(overlay, (back.shape[1], back.shape[0]))
+        if overlay.ndim == 2:
+            overlay = overlay[:, :, None]
+        self.imgs[img_id] = np.clip(back * (1. - trans) + overlay * trans, 0, 255).astype(np.uint8)
 
     def _colormap(self, img: np.ndarray, colors: np.ndarray, output_res) -> np.ndarray:
         c, h, w = img.shape[0], img.shape[1], img.shape[2]

@@ -174,27 +174,29 @@ def draw_dense_reg(regmap: np.ndarray, heatmap: np.ndarray, center, value, radiu
     return regmap
 
 
+def _clipped_span(start: int, stop: int, limit: int) -> tuple[slice, slice]:
+    """The part of [start, stop) inside [0, limit): as a slice of the map and of the window that begins at start."""
+    lo, hi = max(start, 0), min(stop, limit)
+    return slice(lo, hi), slice(lo - start, hi - start)
+
+
 def draw_msra_gaussian(heatmap: np.ndarray, center, sigma) -> np.ndarray:
     """Max-merge an untruncated gaussian (window 3 sigma) at round(center) into `heatmap`, in place."""
-    tmp_size = sigma * 3
-    mu_x = int(center[0] + 0.5)
-    mu_y = int(center[1] + 0.5)
+    reach = sigma * 3
+    peak_col, peak_row = int(center[0] + 0.5), int(center[1] + 0.5)
     rows, cols = heatmap.shape[0], heatmap.shape[1]
-    ul = [int(mu_x - tmp_size), int(mu_y - tmp_size)]
-    br = [int(mu_x + tmp_size + 1), int(mu_y + tmp_size + 1)]
-    if ul[0] >= cols or ul[1] >= rows or br[0] < 0 or br[1] < 0:
+    # int() truncates towards zero: a fractional reach shifts a window that crosses the border
+    first_col, first_row = int(peak_col - reach), int(peak_row - reach)
+    end_col, end_row = int(peak_col + reach + 1), int(peak_row + reach + 1)
+    if first_col >= cols or first_row >= rows or end_col < 0 or end_row < 0:
         return heatmap
-    size = 2 * tmp_size + 1
-    x = np.arange(0, size, 1, np.float32)
-    y = x[:, np.newaxis]
-    x0 = y0 = size // 2
-    g = np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma ** 2))
-    g_x = max(0, -ul[0]), min(br[0], cols) - ul[0]
-    g_y = max(0, -ul[1]), min(br[1], rows) - ul[1]
-    img_x = max(0, ul[0]), min(br[0], cols)
-    img_y = max(0, ul[1]), min(br[1], rows)
-    heatmap[img_y[0]:img_y[1], img_x[0]:img_x[1]] = np.maximum(
-        heatmap[img_y[0]:img_y[1], img_x[0]:img_x[1]], g[g_y[0]:g_y[1], g_x[0]:g_x[1]])
+    side = 2 * reach + 1
+    # squared distances in float32, as the reference computes them, so the merged values match bit for bit
+    sq = (np.arange(0, side, 1, np.float32) - side // 2) ** 2
+    window = np.exp(-(sq[None, :] + sq[:, None]) / (2 * sigma ** 2))
+    map_rows, win_rows = _clipped_span(first_row, end_row, rows)
+    map_cols, win_cols = _clipped_span(first_col, end_col, cols)
+    heatmap[map_rows, map_cols] = np.maximum(heatmap[map_rows, map_cols], window[win_rows, win_cols])
     return heatmap
 
 
@@ -252,10 +254,11 @@ def contrast_(data_rng, image, gs, gs_mean, var) -> None:
 
 def color_aug(data_rng: np.random.RandomState, image: np.ndarray, eig_val, eig_vec) -> None:
     """Brightness/contrast/saturation in a random order (python `random`), then PCA lighting, in place."""
-    functions = [brightness_, contrast_, saturation_]
-    random.shuffle(functions)
-    gs = grayscale(image)
-    gs_mean = gs.mean()
-    for f in functions:
-        f(data_rng, image, gs, gs_mean, 0.4)
+    gray = grayscale(image)
+    # taken before the jitters: saturation_ scales `gray` in place, the mean stays that of the input
+    gray_mean = gray.mean()
+    jitters = [brightness_, contrast_, saturation_]
+    random.shuffle(jitters)
+    for jitter in jitters:
+        jitter(data_rng, image, gray, gray_mean, 0.4)
     lighting_(data_rng, image, 0.1, eig_val, eig_vec)

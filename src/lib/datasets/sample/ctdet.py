@@ -1,4 +1,4 @@
-"""ctdet training samples: augmented input, center heatmaps, sizes, offsets (algorithms.md 4.1)."""
+"""ctdet training samples: augmented input, center heatmaps, sizes, offsets."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,19 +40,16 @@ class CTDetDataset(SampleDataset):
         inp = self._network_input(img, c, s, 0, input_w, input_h,
                                   self.split == 'train' and not opt.no_color_aug)
 
-        output_h = input_h // opt.down_ratio
-        output_w = input_w // opt.down_ratio
-        num_classes = self.num_classes
+        output_h, output_w = input_h // opt.down_ratio, input_w // opt.down_ratio
         trans_output = get_affine_transform(c, s, 0, [output_w, output_h])
 
-        hm = np.zeros((num_classes, output_h, output_w), dtype=np.float32)
-        wh = np.zeros((self.max_objs, 2), dtype=np.float32)
+        # maps at output resolution; object targets in max_objs slots (slot k is annotation k, reg_mask marks it)
+        slots, wh_cols = self.max_objs, 2 * self.num_classes  # a (w, h) column pair per class
+        hm = np.zeros((self.num_classes, output_h, output_w), dtype=np.float32)
         dense_wh = np.zeros((2, output_h, output_w), dtype=np.float32)
-        reg = np.zeros((self.max_objs, 2), dtype=np.float32)
-        ind = np.zeros((self.max_objs), dtype=np.int64)
-        reg_mask = np.zeros((self.max_objs), dtype=np.uint8)
-        cat_spec_wh = np.zeros((self.max_objs, num_classes * 2), dtype=np.float32)
-        cat_spec_mask = np.zeros((self.max_objs, num_classes * 2), dtype=np.uint8)
+        wh, reg = np.zeros((slots, 2), np.float32), np.zeros((slots, 2), np.float32)
+        ind, reg_mask = np.zeros(slots, np.int64), np.zeros(slots, np.uint8)
+        cat_spec_wh, cat_spec_mask = np.zeros((slots, wh_cols), np.float32), np.zeros((slots, wh_cols), np.uint8)
         gt_det = np.zeros((0, 6), dtype=np.float32)
 
         if num_objs > 0:

@@ -11,18 +11,20 @@ from utils.errors import UserError
 
 BN_MOMENTUM = 0.1
 
-model_urls = {
-    "resnet18": "https://download.pytorch.org/models/resnet18-5c106cde.pth",
-    "resnet34": "https://download.pytorch.org/models/resnet34-333f7ec4.pth",
-    "resnet50": "https://download.pytorch.org/models/resnet50-19c8e357.pth",
-    "resnet101": "https://download.pytorch.org/models/resnet101-5d3b4d8f.pth",
-    "resnet152": "https://download.pytorch.org/models/resnet152-b121ed2d.pth",
-}
+# torchvision's ImageNet files, named by depth and the hash prefix the hub cache file names carry
+_IMAGENET_DIGESTS = {18: "5c106cde", 34: "333f7ec4", 50: "19c8e357", 101: "5d3b4d8f", 152: "b121ed2d"}
+model_urls = {f"resnet{depth}": f"https://download.pytorch.org/models/resnet{depth}-{digest}.pth"
+              for depth, digest in _IMAGENET_DIGESTS.items()}
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1, no bias (a BatchNorm follows)."""
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def batch_norm(channels: int) -> nn.BatchNorm2d:
+    """BatchNorm with the momentum all these networks use."""
+    return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM)
 
 
 class BasicBlock(nn.Module):
@@ -33,12 +35,11 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
+        self.bn1 = batch_norm(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.downsample = downsample
-        self.stride = stride
+        self.bn2 = batch_norm(planes)
+        self.downsample, self.stride = downsample, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual block output."""
@@ -56,15 +57,15 @@ class Bottleneck(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion, momentum=BN_MOMENTUM)
+        width, out_planes = planes, planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, width, kernel_size=1, bias=False)
+        self.bn1 = batch_norm(width)
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn2 = batch_norm(width)
+        self.conv3 = nn.Conv2d(width, out_planes, kernel_size=1, bias=False)
+        self.bn3 = batch_norm(out_planes)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
+        self.downsample, self.stride = downsample, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Residual block output."""
@@ -83,20 +84,19 @@ class PoseResNetBase(nn.Module):
         """Register the stem and layer1..layer4 (registration order fixes the checkpoint's key order)."""
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, momentum=BN_MOMENTUM)
+        self.bn1 = batch_norm(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        # stage i doubles the width of stage i - 1; all but the first halve the resolution
+        for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers), start=1):
+            setattr(self, f"layer{stage}", self._make_layer(block, planes, blocks, stride=1 if stage == 1 else 2))
 
     def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * block.expansion, momentum=BN_MOMENTUM),
+                batch_norm(planes * block.expansion),
             )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
@@ -161,24 +161,23 @@ class PoseResNet(PoseResNetBase):
         for planes, kernel, padding, output_padding in self._deconv_specs(num_layers, num_filters, num_kernels):
             layers.append(nn.ConvTranspose2d(self.inplanes, planes, kernel_size=kernel, stride=2, padding=padding,
                                              output_padding=output_padding, bias=self.deconv_with_bias))
-            layers.append(nn.BatchNorm2d(planes, momentum=BN_MOMENTUM))
+            layers.append(batch_norm(planes))
             layers.append(nn.ReLU(inplace=True))
             self.inplanes = planes
         return nn.Sequential(*layers)
 
     def init_weights(self, num_layers: int, pretrained: bool = True) -> None:
         """Deconv N(0, 0.001) + BN 1/0, heads (hm bias -2.19, others N(0, 0.001)/0), then ImageNet or scratch init."""
-        for m in self.deconv_layers.modules():
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if self.deconv_with_bias:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-        for head in self.heads:
-            n_out = self.heads[head]
-            for m in self.__getattr__(head).modules():
+        for layer in self.deconv_layers:
+            if isinstance(layer, nn.BatchNorm2d):
+                nn.init.ones_(layer.weight)
+                nn.init.zeros_(layer.bias)
+            elif isinstance(layer, nn.ConvTranspose2d):
+                nn.init.normal_(layer.weight, std=0.001)
+                if layer.bias is not None:  # only with deconv_with_bias
+                    nn.init.zeros_(layer.bias)
+        for head, n_out in self.heads.items():
+            for m in getattr(self, head).modules():
                 # The final conv is recognised by its output width, as in the original.
                 if isinstance(m, nn.Conv2d) and m.weight.shape[0] == n_out:
                     if "hm" in head:

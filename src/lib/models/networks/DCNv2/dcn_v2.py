@@ -105,12 +105,10 @@ class DCNv2(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation=1, deformable_groups=1):
         super().__init__()
         _require_backend()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        self.in_channels, self.out_channels = in_channels, out_channels
+        # only the kernel is stored as a pair: stride, padding and dilation keep the caller's form (see extra_repr)
         self.kernel_size = _pair(kernel_size)
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
+        self.stride, self.padding, self.dilation = stride, padding, dilation
         self.deformable_groups = deformable_groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
@@ -205,14 +203,11 @@ class DCNv2Pooling(nn.Module):
         _require_backend()
         if not 0.0 <= trans_std <= 1.0:
             raise ValueError(f"DCNv2Pooling: trans_std must lie in [0, 1], got {trans_std}")
-        self.spatial_scale = spatial_scale
-        self.pooled_size = pooled_size
-        self.output_dim = output_dim
-        self.no_trans = no_trans
-        self.group_size = group_size
+        self.spatial_scale, self.pooled_size, self.output_dim = spatial_scale, pooled_size, output_dim
+        self.no_trans, self.group_size, self.trans_std = no_trans, group_size, trans_std
+        # parts default to one per output cell
         self.part_size = pooled_size if part_size is None else part_size
         self.sample_per_part = sample_per_part
-        self.trans_std = trans_std
 
     def _pool(self, input, rois, offset, no_trans):
         return dcn_v2_pooling(input, rois, offset, self.spatial_scale, self.pooled_size, self.output_dim, no_trans,
