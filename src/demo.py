@@ -18,20 +18,20 @@ from utils.debugger import display_available
 from utils.errors import UserError, run_cli, warn
 from utils.image_io import ImageReadError
 
-image_ext = ['jpg', 'jpeg', 'png', 'webp']
-video_ext = ['mp4', 'mov', 'avi', 'mkv']
+image_ext = ["jpg", "jpeg", "png", "webp"]
+video_ext = ["mp4", "mov", "avi", "mkv"]
 time_stats = TIME_STATS
 # The image drawn by each task's show_results that goes into the annotated video.
-RESULT_IMG_ID = {'ctdet': 'ctdet', 'exdet': 'exdet', 'multi_pose': 'multi_pose', 'ddd': 'add_pred'}
+RESULT_IMG_ID = {"ctdet": "ctdet", "exdet": "exdet", "multi_pose": "multi_pose", "ddd": "add_pred"}
 
 
 def time_string(ret: dict) -> str:
     """`tot 0.123s |load 0.001s |...` for one frame."""
-    return ''.join(f'{stat} {ret[stat]:.3f}s |' for stat in time_stats)
+    return "".join(f"{stat} {ret[stat]:.3f}s |" for stat in time_stats)
 
 
 def _extension(path: str) -> str:
-    return path[path.rfind('.') + 1:].lower()
+    return path[path.rfind(".") + 1:].lower()
 
 
 def _show_input(img) -> bool:
@@ -39,7 +39,7 @@ def _show_input(img) -> bool:
     if not display_available():
         return False
     try:
-        cv2.imshow('input', img)
+        cv2.imshow("input", img)
     except cv2.error:
         return False
     return True
@@ -54,19 +54,19 @@ def _result_frame(detector, task: str):
 
 def demo_video(opt, detector) -> None:
     """Webcam or video file: frame by frame until Esc (window) or the end of the video."""
-    source = 0 if opt.demo == 'webcam' else opt.demo
+    source = 0 if opt.demo == "webcam" else opt.demo
     if source != 0 and not os.path.isfile(source):
-        raise UserError(f'--demo {opt.demo}: no such video file; check the path')
+        raise UserError(f"--demo {opt.demo}: no such video file; check the path")
     cam = cv2.VideoCapture(source)
     if not cam.isOpened():
-        what = 'no webcam could be opened' if source == 0 else 'cannot be opened as a video'
-        raise UserError(f'--demo {opt.demo}: {what}; pass an image, a folder, a video file or webcam')
+        what = "no webcam could be opened" if source == 0 else "cannot be opened as a video"
+        raise UserError(f"--demo {opt.demo}: {what}; pass an image, a folder, a video file or webcam")
     detector.pause = False
     # Frames go into one video file when headless, not one PNG per frame.
     detector.save_vis_images = False
     out_dir = vis_out_dir(opt)
-    stem = 'webcam' if source == 0 else os.path.splitext(os.path.basename(opt.demo))[0]
-    out_path = os.path.join(out_dir, f'{stem}_{opt.task}.mp4')
+    stem = "webcam" if source == 0 else os.path.splitext(os.path.basename(opt.demo))[0]
+    out_path = os.path.join(out_dir, f"{stem}_{opt.task}.mp4")
     fps = cam.get(cv2.CAP_PROP_FPS) or 25.0
     writer = None
     frames = 0
@@ -88,9 +88,9 @@ def demo_video(opt, detector) -> None:
             if writer is None:
                 os.makedirs(out_dir, exist_ok=True)
                 size = (frame.shape[1], frame.shape[0])
-                writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
+                writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
                 if not writer.isOpened():
-                    raise UserError(f'--demo_out_dir {out_dir}: cannot write {out_path}; pass a writable folder')
+                    raise UserError(f"--demo_out_dir {out_dir}: cannot write {out_path}; pass a writable folder")
             if (frame.shape[1], frame.shape[0]) != size:
                 frame = cv2.resize(frame, size)
             writer.write(frame)
@@ -100,7 +100,7 @@ def demo_video(opt, detector) -> None:
         if writer is not None:
             writer.release()
     if writer is not None:
-        print(f'Annotated video ({frames} frames) written to {out_path}')
+        print(f"Annotated video ({frames} frames) written to {out_path}")
 
 
 def image_list(demo: str) -> list[str]:
@@ -111,16 +111,16 @@ def image_list(demo: str) -> list[str]:
             raise UserError(f'--demo {demo}: no {"/".join(image_ext)} images in this folder')
         return names
     if not os.path.isfile(demo):
-        raise UserError(f'--demo {demo}: no such file or folder; pass an image, a folder, a video file or webcam')
+        raise UserError(f"--demo {demo}: no such file or folder; pass an image, a folder, a video file or webcam")
     return [demo]
 
 
 def demo(opt) -> None:
     """Detect on the --demo input and show (or, headless, save) the results."""
     if not opt.demo:
-        raise UserError('--demo: no input given; pass an image, a folder of images, a video file or webcam')
+        raise UserError("--demo: no input given; pass an image, a folder of images, a video file or webcam")
     opt.debug = max(opt.debug, 1)
-    is_video = opt.demo == 'webcam' or _extension(opt.demo) in video_ext
+    is_video = opt.demo == "webcam" or _extension(opt.demo) in video_ext
     names = None if is_video else image_list(opt.demo)
     detector = detector_factory[opt.task](opt)
     if is_video:
@@ -134,16 +134,16 @@ def demo(opt) -> None:
             if not os.path.isdir(opt.demo):
                 raise  # the one image asked for
             # one bad file in a folder should not cost the results of all the others
-            warn(f'{e.path}: {e.reason}; skipped' if e.path else f'{e}; skipped')
+            warn(f"{e.path}: {e.reason}; skipped" if e.path else f"{e}; skipped")
             skipped += 1
             continue
         print(time_string(ret))
     if skipped == len(names):
-        raise UserError(f'--demo {opt.demo}: none of its {len(names)} images could be read; '
-                        'check the files (see the warnings above)')
+        raise UserError(f"--demo {opt.demo}: none of its {len(names)} images could be read; "
+                        "check the files (see the warnings above)")
     if not display_available():
-        print(f'No display: annotated images written to {detector.vis_dir}')
+        print(f"No display: annotated images written to {detector.vis_dir}")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     run_cli(lambda: demo(opts().init()))

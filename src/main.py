@@ -25,13 +25,13 @@ def main(opt) -> None:
     Dataset = get_dataset(opt.dataset, opt.task)
     opt = opts().update_dataset_info_and_set_heads(opt, Dataset, samples=True)
     print(opt)
-    if opt.test and opt.task == 'exdet':
-        raise UserError('--test: exdet has no evaluation in the training loop; drop --test')
+    if opt.test and opt.task == "exdet":
+        raise UserError("--test: exdet has no evaluation in the training loop; drop --test")
     # Fail on a missing GPU before anything is written to the experiment folder.
     opt.device = select_device(opt)
     # Bad annotations stop the run here, before the experiment folder is touched.
-    val_dataset = Dataset(opt, 'val')
-    train_dataset = None if opt.test else Dataset(opt, 'train')
+    val_dataset = Dataset(opt, "val")
+    train_dataset = None if opt.test else Dataset(opt, "train")
     # The lock comes before opt.txt, the first file written to save_dir: two runs never mix their files.
     with hold_experiment(opt.save_dir), Logger(opt) as logger:
         _train(opt, val_dataset, train_dataset, logger)
@@ -40,35 +40,35 @@ def main(opt) -> None:
 def _log_stats(logger: Logger, split: str, stats: dict, epoch: int) -> None:
     """Append `name value | ` per statistic to log.txt's line and send each to TensorBoard as <split>_<name>."""
     for name, value in stats.items():
-        logger.scalar_summary(f'{split}_{name}', value, epoch)
-        logger.write(f'{name} {value:8f} | ')
+        logger.scalar_summary(f"{split}_{name}", value, epoch)
+        logger.write(f"{name} {value:8f} | ")
 
 
 def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     """Create the model (resumed if asked) and run the epochs, or the evaluation of --test."""
-    print('Creating model...')
+    print("Creating model...")
     # ImageNet weights only matter when training from scratch; a checkpoint replaces them anyway.
     model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=not opt.load_model)
     optimizer = torch.optim.Adam(model.parameters(), opt.lr)
     start_epoch = 0
-    if opt.load_model != '':
+    if opt.load_model != "":
         if opt.resume:
             model, optimizer, start_epoch = resume_training(model, opt.load_model, optimizer, opt.lr, opt.lr_step,
                                                             **checkpoint_options(opt))
         else:
             model = load_weights(model, opt.load_model, **checkpoint_options(opt))
     if opt.resume:
-        logger.write(f'resumed from {opt.load_model} (epoch {start_epoch}): training continues at epoch '
-                     f'{start_epoch + 1}\n')
+        logger.write(f"resumed from {opt.load_model} (epoch {start_epoch}): training continues at epoch "
+                     f"{start_epoch + 1}\n")
 
     trainer = train_factory[opt.task](opt, model, optimizer)
     trainer.set_device(opt.gpus, opt.chunk_sizes, opt.device)
-    if opt.metric not in list(trainer.loss_stats) + ['time']:
+    if opt.metric not in list(trainer.loss_stats) + ["time"]:
         raise UserError(f"--metric {opt.metric}: not a validation statistic of {opt.task}; choose one of "
                         f"{', '.join(trainer.loss_stats)}")
 
-    print('Setting up data...')
-    pin = opt.device.type == 'cuda'
+    print("Setting up data...")
+    pin = opt.device.type == "cuda"
     # a persistent worker: validation then does not pay a worker start (nor repeat its warnings) every time
     val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=1, shuffle=False, num_workers=1,
                                              pin_memory=pin, persistent_workers=True)
@@ -78,40 +78,40 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
         return
 
     if len(train_dataset) < opt.batch_size:
-        raise UserError(f'--batch_size {opt.batch_size}: larger than the {len(train_dataset)} training images '
-                        '(incomplete batches are dropped); use a smaller --batch_size')
+        raise UserError(f"--batch_size {opt.batch_size}: larger than the {len(train_dataset)} training images "
+                        "(incomplete batches are dropped); use a smaller --batch_size")
     # persistent workers: restarting them every epoch costs about a second, which adds up on short CPU epochs
     train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=opt.batch_size, shuffle=True,
                                                num_workers=opt.num_workers, pin_memory=pin, drop_last=True,
                                                persistent_workers=opt.num_workers > 0)
 
-    print('Starting training...')
+    print("Starting training...")
     best = 1e10
     for epoch in range(start_epoch + 1, opt.num_epochs + 1):
         train_stats, _ = trainer.train(epoch, train_loader)
         if epoch in opt.lr_step:
             # before model_last.pth: a resume from this epoch's model_last.pth must find model_<epoch>.pth
-            save_model(os.path.join(opt.save_dir, f'model_{epoch}.pth'), epoch, model, optimizer)
-        logger.write(f'epoch: {epoch} |')
-        _log_stats(logger, 'train', train_stats, epoch)
+            save_model(os.path.join(opt.save_dir, f"model_{epoch}.pth"), epoch, model, optimizer)
+        logger.write(f"epoch: {epoch} |")
+        _log_stats(logger, "train", train_stats, epoch)
         validate = opt.val_intervals > 0 and epoch % opt.val_intervals == 0
         # written before validating; --save_all keeps one file per validated epoch instead of model_last.pth
-        resume_file = f'model_{epoch}.pth' if validate and opt.save_all else 'model_last.pth'
+        resume_file = f"model_{epoch}.pth" if validate and opt.save_all else "model_last.pth"
         save_model(os.path.join(opt.save_dir, resume_file), epoch, model, optimizer)
         if validate:
             with torch.no_grad():
                 val_stats, _ = trainer.val(epoch, val_loader)
-            _log_stats(logger, 'val', val_stats, epoch)
+            _log_stats(logger, "val", val_stats, epoch)
             if val_stats[opt.metric] < best:
                 best = val_stats[opt.metric]
-                save_model(os.path.join(opt.save_dir, 'model_best.pth'), epoch, model)
-        logger.write('\n')
+                save_model(os.path.join(opt.save_dir, "model_best.pth"), epoch, model)
+        logger.write("\n")
         if epoch in opt.lr_step:
             lr = lr_at_epoch(opt.lr, opt.lr_step, epoch)
-            print('Drop LR to', lr)
+            print("Drop LR to", lr)
             for param_group in optimizer.param_groups:
-                param_group['lr'] = lr
+                param_group["lr"] = lr
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     run_cli(lambda: main(opts().parse()))

@@ -34,14 +34,14 @@ class PrefetchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         img_id = self.images[index]
         img_info = self.load_image_func(ids=[img_id])[0]
-        image = read_image(os.path.join(self.img_dir, img_info['file_name']))
+        image = read_image(os.path.join(self.img_dir, img_info["file_name"]))
         images, meta = {}, {}
         for scale in self.opt.test_scales:
-            if self.opt.task == 'ddd':
-                images[scale], meta[scale] = self.pre_process_func(image, scale, img_info['calib'])
+            if self.opt.task == "ddd":
+                images[scale], meta[scale] = self.pre_process_func(image, scale, img_info["calib"])
             else:
                 images[scale], meta[scale] = self.pre_process_func(image, scale)
-        return img_id, {'images': images, 'image': image, 'meta': meta}
+        return img_id, {"images": images, "image": image, "meta": meta}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -55,7 +55,7 @@ def _session(opt) -> Iterator[tuple]:
     print(opt)
     # before the Logger writes opt.txt: a missing GPU stops the run with nothing written
     device = select_device(opt)
-    split = 'val' if not opt.trainval else 'test'
+    split = "val" if not opt.trainval else "test"
     dataset = Dataset(opt, split)
     # whatever --val_intervals says: an empty split would "evaluate" to nothing and exit 0
     dataset.require_samples()
@@ -66,8 +66,8 @@ def _session(opt) -> Iterator[tuple]:
 
 def _worker_error(e: UserError) -> UserError:
     """A UserError re-raised from a loader worker carries the worker's traceback: keep its message only."""
-    last = str(e).strip().splitlines()[-1] if str(e).strip() else ''
-    marker = 'UserError: '
+    last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+    marker = "UserError: "
     return UserError(last.split(marker, 1)[1] if marker in last else last)
 
 
@@ -78,14 +78,14 @@ def _evaluate(opt, dataset, runs, show_last: bool) -> None:
     """
     results = {}
     num_iters = len(dataset)
-    bar = Bar(f'{opt.exp_id}', max=num_iters)
+    bar = Bar(f"{opt.exp_id}", max=num_iters)
     avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
     for ind, (img_id, ret) in enumerate(runs):
-        results[img_id] = ret['results']
-        suffix = f'[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        results[img_id] = ret["results"]
+        suffix = f"[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} "
         for t, meter in avg_time_stats.items():
             meter.update(ret[t])
-            suffix += f'|{t} {meter.val:.3f}s ({meter.avg:.3f}s) ' if show_last else f'|{t} {meter.avg:.3f} '
+            suffix += f"|{t} {meter.val:.3f}s ({meter.avg:.3f}s) " if show_last else f"|{t} {meter.avg:.3f} "
         bar.suffix = suffix
         bar.next()
     bar.finish()
@@ -97,7 +97,7 @@ def prefetch_test(opt) -> None:
     with _session(opt) as (opt, device, dataset, detector):
         data_loader = torch.utils.data.DataLoader(
             PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
-            pin_memory=device.type == 'cuda')
+            pin_memory=device.type == "cuda")
 
         def runs():
             it = iter(data_loader)
@@ -119,9 +119,9 @@ def test(opt) -> None:
             for ind in range(len(dataset)):
                 img_id = dataset.images[ind]
                 img_info = dataset.coco.loadImgs(ids=[img_id])[0]
-                img_path = os.path.join(dataset.img_dir, img_info['file_name'])
-                if opt.task == 'ddd':
-                    yield img_id, detector.run(img_path, img_info['calib'])
+                img_path = os.path.join(dataset.img_dir, img_info["file_name"])
+                if opt.task == "ddd":
+                    yield img_id, detector.run(img_path, img_info["calib"])
                 else:
                     yield img_id, detector.run(img_path)
 
@@ -137,5 +137,5 @@ def main() -> None:
         prefetch_test(opt)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     run_cli(main)

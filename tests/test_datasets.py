@@ -113,8 +113,8 @@ def _write_voc(root, n=4):
     for i, name in enumerate(names):
         b = [10 + i, 20, 60 + i, 80]
         boxes[name] = b
-        difficult = '<object><name>dog</name><pose>Left</pose><truncated>0</truncated><difficult>1</difficult>' \
-                    '<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>'
+        difficult = "<object><name>dog</name><pose>Left</pose><truncated>0</truncated><difficult>1</difficult>" \
+                    "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
         with open(os.path.join(devkit, "Annotations", name + ".xml"), "w") as f:
             f.write(f"<annotation><object><name>cat</name><pose>Left</pose><truncated>0</truncated>"
                     f"<difficult>0</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"

@@ -19,33 +19,33 @@ except ImportError:
 
 
 def _time_str() -> str:
-    return time.strftime('%Y-%m-%d-%H-%M')
+    return time.strftime("%Y-%m-%d-%H-%M")
 
 
 def make_log_dir(save_dir: str) -> str:
     """Create a new `logs_<date-time>` folder in `save_dir` (seconds, then `_2`, `_3`...: never an old one)."""
     base = os.path.join(save_dir, f"logs_{time.strftime('%Y-%m-%d-%H-%M-%S')}")
     for n in range(1, 10000):
-        log_dir = base if n == 1 else f'{base}_{n}'
+        log_dir = base if n == 1 else f"{base}_{n}"
         try:
             os.makedirs(log_dir, exist_ok=False)
             return log_dir
         except FileExistsError:
             continue
-    raise UserError(f'{save_dir}: 10000 log folders of the same second; clear out the logs_* folders')
+    raise UserError(f"{save_dir}: 10000 log folders of the same second; clear out the logs_* folders")
 
 
 def write_opt_file(opt, path: str) -> None:
     """Write the torch/cudnn versions, the command line and every public option to `path`."""
-    args = {name: getattr(opt, name) for name in dir(opt) if not name.startswith('_')}
+    args = {name: getattr(opt, name) for name in dir(opt) if not name.startswith("_")}
     with atomic_write(path) as f:
-        f.write(f'==> torch version: {torch.__version__}\n')
-        f.write(f'==> cudnn version: {torch.backends.cudnn.version()}\n')
-        f.write('==> Cmd:\n')
+        f.write(f"==> torch version: {torch.__version__}\n")
+        f.write(f"==> cudnn version: {torch.backends.cudnn.version()}\n")
+        f.write("==> Cmd:\n")
         f.write(str(sys.argv))
-        f.write('\n==> Opt:\n')
+        f.write("\n==> Opt:\n")
         for k, v in sorted(args.items()):
-            f.write(f'  {k}: {v}\n')
+            f.write(f"  {k}: {v}\n")
 
 
 class Logger:
@@ -58,17 +58,17 @@ class Logger:
     def __init__(self, opt) -> None:
         os.makedirs(opt.save_dir, exist_ok=True)
         os.makedirs(opt.debug_dir, exist_ok=True)
-        opt_path = os.path.join(opt.save_dir, 'opt.txt')
+        opt_path = os.path.join(opt.save_dir, "opt.txt")
         write_opt_file(opt, opt_path)
 
         log_dir = make_log_dir(opt.save_dir)
         if USE_TENSORBOARD:
-            print('Using tensorboardX')
+            print("Using tensorboardX")
             self.writer = tensorboardX.SummaryWriter(log_dir=log_dir)
         self.log_dir = log_dir
-        self.log_path = os.path.join(log_dir, 'log.txt')
-        self.log = open(self.log_path, 'w')
-        shutil.copyfile(opt_path, os.path.join(log_dir, 'opt.txt'))
+        self.log_path = os.path.join(log_dir, "log.txt")
+        self.log = open(self.log_path, "w")
+        shutil.copyfile(opt_path, os.path.join(log_dir, "opt.txt"))
         self.start_line = True
 
     def write(self, txt: str) -> None:
@@ -76,11 +76,11 @@ class Logger:
         # a buffered write reports a full disk without a file name: name log.txt
         with naming_os_errors(self.log_path):
             if self.start_line:
-                self.log.write(f'{_time_str()}: {txt}')
+                self.log.write(f"{_time_str()}: {txt}")
             else:
                 self.log.write(txt)
             self.start_line = False
-            if '\n' in txt:
+            if "\n" in txt:
                 self.start_line = True
                 self.log.flush()
 

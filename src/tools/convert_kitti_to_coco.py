@@ -29,13 +29,13 @@ from utils.errors import run_cli
 def main(argv: list[str] | None = None) -> list[str]:
     """Command-line entry."""
     p = argparse.ArgumentParser(description="KITTI labels -> COCO-style json with 3D fields")
-    p.add_argument('--data_dir', default=DEFAULT_DATA_DIR, help='KITTI root (training/, ImageSets_<split>/)')
-    p.add_argument('--splits', nargs='+', default=SPLITS, choices=SPLITS, help='frame splits to convert')
-    p.add_argument('--sets', nargs='+', default=['train', 'val'], choices=list(CALIB_TYPE),
-                   help='sets of each split')
+    p.add_argument("--data_dir", default=DEFAULT_DATA_DIR, help="KITTI root (training/, ImageSets_<split>/)")
+    p.add_argument("--splits", nargs="+", default=SPLITS, choices=SPLITS, help="frame splits to convert")
+    p.add_argument("--sets", nargs="+", default=["train", "val"], choices=list(CALIB_TYPE),
+                   help="sets of each split")
     args = p.parse_args(argv)
     return convert(args.data_dir, args.splits, args.sets)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     run_cli(main)

@@ -14,22 +14,22 @@ from utils.errors import UserError, run_cli
 
 __all__ = ["CLASSES", "DEFAULT_DEVKIT", "apply_nms", "evaluate_detections", "main", "nms", "parse_args"]
 
-DEFAULT_DEVKIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'data', 'voc', 'VOCdevkit')
+DEFAULT_DEVKIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "voc", "VOCdevkit")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (the original's, plus --devkit)."""
-    p = argparse.ArgumentParser(description='Re-evaluate results')
-    p.add_argument('detection_file', type=str)
-    p.add_argument('--output_dir', help='results directory (per-class precision/recall pickles)', type=str)
-    p.add_argument('--imdb', dest='imdb_name', help='dataset to re-evaluate (only voc_2007_test)',
-                   default='voc_2007_test', type=str)
-    p.add_argument('--matlab', dest='matlab_eval', help='use matlab for evaluation (not available)',
-                   action='store_true')
-    p.add_argument('--comp', dest='comp_mode', help='competition mode: no salt, keep the class files',
-                   action='store_true')
-    p.add_argument('--nms', dest='apply_nms', help='apply nms 0.3', action='store_true')
-    p.add_argument('--devkit', default=DEFAULT_DEVKIT, help='VOCdevkit folder holding VOC2007/')
+    p = argparse.ArgumentParser(description="Re-evaluate results")
+    p.add_argument("detection_file", type=str)
+    p.add_argument("--output_dir", help="results directory (per-class precision/recall pickles)", type=str)
+    p.add_argument("--imdb", dest="imdb_name", help="dataset to re-evaluate (only voc_2007_test)",
+                   default="voc_2007_test", type=str)
+    p.add_argument("--matlab", dest="matlab_eval", help="use matlab for evaluation (not available)",
+                   action="store_true")
+    p.add_argument("--comp", dest="comp_mode", help="competition mode: no salt, keep the class files",
+                   action="store_true")
+    p.add_argument("--nms", dest="apply_nms", help="apply nms 0.3", action="store_true")
+    p.add_argument("--devkit", default=DEFAULT_DEVKIT, help="VOCdevkit folder holding VOC2007/")
     return p.parse_args(argv)
 
 
@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> float:
     """Load the detections (json, or a data-only pickle) and evaluate them."""
     args = parse_args(argv)
     if args.matlab_eval:
-        raise UserError('--matlab: the MATLAB devkit evaluation is not available; drop --matlab')
+        raise UserError("--matlab: the MATLAB devkit evaluation is not available; drop --matlab")
     dets = load_detections(args.detection_file)
     if args.apply_nms:
-        print('Applying NMS to all detections')
+        print("Applying NMS to all detections")
         dets = apply_nms(dets, 0.3)
-    print('Evaluating detections')
+    print("Evaluating detections")
     return evaluate_detections(dets, args.devkit, args.comp_mode, args.output_dir)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     run_cli(main)

@@ -4,20 +4,20 @@ from __future__ import annotations
 from utils.registry import LazyRegistry
 
 dataset_factory = LazyRegistry("dataset", {
-    'coco': 'datasets.dataset.coco:COCO',
-    'pascal': 'datasets.dataset.pascal:PascalVOC',
-    'kitti': 'datasets.dataset.kitti:KITTI',
-    'coco_hp': 'datasets.dataset.coco_hp:COCOHP',
-    'synth': 'datasets.dataset.synth:Synth',
-    'synth_hp': 'datasets.dataset.synth_hp:SynthHP',
-    'synth_kitti': 'datasets.dataset.synth_kitti:SynthKITTI',
+    "coco": "datasets.dataset.coco:COCO",
+    "pascal": "datasets.dataset.pascal:PascalVOC",
+    "kitti": "datasets.dataset.kitti:KITTI",
+    "coco_hp": "datasets.dataset.coco_hp:COCOHP",
+    "synth": "datasets.dataset.synth:Synth",
+    "synth_hp": "datasets.dataset.synth_hp:SynthHP",
+    "synth_kitti": "datasets.dataset.synth_kitti:SynthKITTI",
 })
 
 _sample_factory = LazyRegistry("task", {
-    'exdet': 'datasets.sample.exdet:EXDetDataset',
-    'ctdet': 'datasets.sample.ctdet:CTDetDataset',
-    'ddd': 'datasets.sample.ddd:DddDataset',
-    'multi_pose': 'datasets.sample.multi_pose:MultiPoseDataset',
+    "exdet": "datasets.sample.exdet:EXDetDataset",
+    "ctdet": "datasets.sample.ctdet:CTDetDataset",
+    "ddd": "datasets.sample.ddd:DddDataset",
+    "multi_pose": "datasets.sample.multi_pose:MultiPoseDataset",
 })
 
 

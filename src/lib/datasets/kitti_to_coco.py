@@ -22,13 +22,13 @@ import numpy as np
 from utils.errors import UserError
 from utils.io import atomic_write
 
-SPLITS = ['3dop', 'subcnn']
-CATS = ['Pedestrian', 'Car', 'Cyclist', 'Van', 'Truck', 'Person_sitting', 'Tram', 'Misc', 'DontCare']
+SPLITS = ["3dop", "subcnn"]
+CATS = ["Pedestrian", "Car", "Cyclist", "Van", "Truck", "Person_sitting", "Tram", "Misc", "DontCare"]
 CAT_IDS = {cat: i + 1 for i, cat in enumerate(CATS)}
-CAT_INFO = [{'name': cat, 'id': i + 1} for i, cat in enumerate(CATS)]
+CAT_INFO = [{"name": cat, "id": i + 1} for i, cat in enumerate(CATS)]
 # set -> folder holding its calib / labels
-CALIB_TYPE = {'train': 'training', 'val': 'training', 'trainval': 'training', 'test': 'testing'}
-DEFAULT_DATA_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data', 'kitti'))
+CALIB_TYPE = {"train": "training", "val": "training", "trainval": "training", "test": "testing"}
+DEFAULT_DATA_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "data", "kitti"))
 
 
 def _bbox_to_coco_bbox(bbox: list[float]) -> list[float]:
@@ -41,7 +41,7 @@ def read_clib(calib_path: str) -> np.ndarray:
         raise UserError(f"{calib_path}: calibration file missing; download the KITTI calib archive")
     with open(calib_path) as f:
         lines = f.read().splitlines()
-    rows = [ln for ln in lines if ln.startswith('P2:')] or lines[2:3]
+    rows = [ln for ln in lines if ln.startswith("P2:")] or lines[2:3]
     try:
         calib = np.array(rows[0].split()[1:13], dtype=np.float32).reshape(3, 4)
     except (IndexError, ValueError):
@@ -61,28 +61,28 @@ def label_to_ann(fields: list[str], image_id: int, ann_id: int, where: str) -> d
         raise UserError(f"{where}: non-numeric value in a label line") from None
     bbox = v[3:7]
     location = v[10:13]
-    return {'image_id': image_id, 'id': ann_id, 'category_id': CAT_IDS[fields[0]], 'dim': v[7:10],
-            'bbox': _bbox_to_coco_bbox(bbox), 'depth': location[2], 'alpha': v[2], 'truncated': int(v[0]),
-            'occluded': int(fields[2]), 'location': location, 'rotation_y': v[13]}
+    return {"image_id": image_id, "id": ann_id, "category_id": CAT_IDS[fields[0]], "dim": v[7:10],
+            "bbox": _bbox_to_coco_bbox(bbox), "depth": location[2], "alpha": v[2], "truncated": int(v[0]),
+            "occluded": int(fields[2]), "location": location, "rotation_y": v[13]}
 
 
 def convert_set(data_dir: str, split: str, image_set: str) -> dict:
     """COCO-style dict of one split's set (train / val / trainval / test)."""
-    list_path = os.path.join(data_dir, f'ImageSets_{split}', f'{image_set}.txt')
+    list_path = os.path.join(data_dir, f"ImageSets_{split}", f"{image_set}.txt")
     if not os.path.isfile(list_path):
         raise UserError(f"{list_path}: frame list missing; put the {split} split files "
                         f"(ImageSets_{split}/{image_set}.txt) under {data_dir}")
-    ret = {'images': [], 'annotations': [], 'categories': CAT_INFO}
+    ret = {"images": [], "annotations": [], "categories": CAT_INFO}
     folder = os.path.join(data_dir, CALIB_TYPE[image_set])
     with open(list_path) as f:
         names = [ln.strip() for ln in f if ln.strip()]
     for name in names:
         image_id = int(name)
-        calib = read_clib(os.path.join(folder, 'calib', f'{name}.txt'))
-        ret['images'].append({'file_name': f'{name}.png', 'id': image_id, 'calib': calib.tolist()})
-        if image_set == 'test':
+        calib = read_clib(os.path.join(folder, "calib", f"{name}.txt"))
+        ret["images"].append({"file_name": f"{name}.png", "id": image_id, "calib": calib.tolist()})
+        if image_set == "test":
             continue
-        ann_path = os.path.join(folder, 'label_2', f'{name}.txt')
+        ann_path = os.path.join(folder, "label_2", f"{name}.txt")
         if not os.path.isfile(ann_path):
             raise UserError(f"{ann_path}: label file missing; download the KITTI label archive")
         with open(ann_path) as af:
@@ -90,18 +90,18 @@ def convert_set(data_dir: str, split: str, image_set: str) -> dict:
                 fields = line.split()
                 if not fields:
                     continue
-                ret['annotations'].append(label_to_ann(fields, image_id, len(ret['annotations']) + 1,
+                ret["annotations"].append(label_to_ann(fields, image_id, len(ret["annotations"]) + 1,
                                                        f"{ann_path}:{line_no}"))
     return ret
 
 
 def output_path(data_dir: str, split: str, image_set: str) -> str:
     """Annotation file a split's set is written to (the name the KITTI dataset class reads)."""
-    name = f'kitti_{image_set}.json' if image_set in ('trainval', 'test') else f'kitti_{split}_{image_set}.json'
-    return os.path.join(data_dir, 'annotations', name)
+    name = f"kitti_{image_set}.json" if image_set in ("trainval", "test") else f"kitti_{split}_{image_set}.json"
+    return os.path.join(data_dir, "annotations", name)
 
 
-def convert(data_dir: str = DEFAULT_DATA_DIR, splits=tuple(SPLITS), sets=('train', 'val'),
+def convert(data_dir: str = DEFAULT_DATA_DIR, splits=tuple(SPLITS), sets=("train", "val"),
             verbose: bool = True) -> list[str]:
     """Write the annotation json of every split x set; returns the paths written."""
     written = []
@@ -111,8 +111,8 @@ def convert(data_dir: str = DEFAULT_DATA_DIR, splits=tuple(SPLITS), sets=('train
                 raise UserError(f"set '{image_set}' is unknown; choose from {', '.join(CALIB_TYPE)}")
             ret = convert_set(data_dir, split, image_set)
             if verbose:
-                print("# images: ", len(ret['images']))
-                print("# annotations: ", len(ret['annotations']))
+                print("# images: ", len(ret["images"]))
+                print("# annotations: ", len(ret["annotations"]))
             out_path = output_path(data_dir, split, image_set)
             with atomic_write(out_path) as f:
                 json.dump(ret, f)

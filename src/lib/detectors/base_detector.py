@@ -15,7 +15,7 @@ from utils.image_io import read_image
 from utils.memory import check_fits, forward_bytes, out_of_memory_as_error, preprocess_bytes
 from utils.utils import select_device
 
-TIME_STATS = ['tot', 'load', 'pre', 'net', 'dec', 'post', 'merge']
+TIME_STATS = ["tot", "load", "pre", "net", "dec", "post", "merge"]
 
 
 def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> dict:
@@ -31,8 +31,8 @@ def keep_top_scores(results: dict, max_per_image: int, score_col: int = 4) -> di
 
 def vis_out_dir(opt) -> str:
     """Folder where visualisations go when there is no display (--demo_out_dir, else <save_dir>/demo)."""
-    out = getattr(opt, 'demo_out_dir', '') or ''
-    return out if out else os.path.join(opt.save_dir, 'demo')
+    out = getattr(opt, "demo_out_dir", "") or ""
+    return out if out else os.path.join(opt.save_dir, "demo")
 
 
 class BaseDetector:
@@ -40,7 +40,7 @@ class BaseDetector:
 
     def __init__(self, opt) -> None:
         opt.device = select_device(opt)
-        print('Creating model...')
+        print("Creating model...")
         # Weights come from --load_model: nothing is downloaded at test time.
         self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
         self.model = load_weights(self.model, opt.load_model, **checkpoint_options(opt))
@@ -60,7 +60,7 @@ class BaseDetector:
 
     def _sync(self) -> None:
         # Timings are only meaningful once queued CUDA work has finished; nothing to wait for on CPU.
-        if self.opt.device.type == 'cuda':
+        if self.opt.device.type == "cuda":
             torch.cuda.synchronize()
 
     def pre_process(self, image: np.ndarray, scale: float, meta=None) -> tuple[torch.Tensor, dict]:
@@ -91,9 +91,9 @@ class BaseDetector:
             if opt.flip_test:
                 images = np.concatenate((images, images[:, :, :, ::-1]), axis=0)
             images = torch.from_numpy(np.ascontiguousarray(images))
-        meta = {'c': c, 's': s,
-                'out_height': inp_height // opt.down_ratio,
-                'out_width': inp_width // opt.down_ratio}
+        meta = {"c": c, "s": s,
+                "out_height": inp_height // opt.down_ratio,
+                "out_width": inp_width // opt.down_ratio}
         return images, meta
 
     def _memory_guard(self, image_shape: tuple, batch: int, height: int, width: int, on_device: bool):
@@ -103,22 +103,22 @@ class BaseDetector:
         forward pass on opt.device. The returned context turns a failed allocation into the same line.
         """
         opt = self.opt
-        device = opt.device if on_device else torch.device('cpu')
+        device = opt.device if on_device else torch.device("cpu")
         needed = preprocess_bytes(batch, height, width) if not on_device else 0
-        if on_device or opt.device.type == 'cpu':
+        if on_device or opt.device.type == "cpu":
             needed += forward_bytes(opt.arch, batch, height, width)
         img_h, img_w = image_shape[0], image_shape[1]
-        mode = '--keep_res' if opt.keep_res else 'fixed-size'
-        flip = ', twice with --flip_test' if batch > 1 else ''
-        what = f'image {img_w}x{img_h} ({mode} network input {width}x{height}{flip}) with --arch {opt.arch}'
+        mode = "--keep_res" if opt.keep_res else "fixed-size"
+        flip = ", twice with --flip_test" if batch > 1 else ""
+        what = f"image {img_w}x{img_h} ({mode} network input {width}x{height}{flip}) with --arch {opt.arch}"
         if opt.keep_res:
-            fix = ('drop --keep_res to test at the fixed input size (the --fix_res default, set by --input_res), '
-                   'or shrink the image with --test_scales below 1')
+            fix = ("drop --keep_res to test at the fixed input size (the --fix_res default, set by --input_res), "
+                   "or shrink the image with --test_scales below 1")
         else:
-            fix = 'pass a smaller --input_res (or --input_h / --input_w)'
+            fix = "pass a smaller --input_res (or --input_h / --input_w)"
         check_fits(needed, device, what, fix)
-        where = 'GPU memory' if device.type == 'cuda' else 'memory'
-        return out_of_memory_as_error(f'{what} ran out of {where}; {fix}')
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        return out_of_memory_as_error(f"{what} ran out of {where}; {fix}")
 
     def process(self, images: torch.Tensor, return_time: bool = False):
         """Network forward + decoding; returns (output, dets[, forward_time])."""
@@ -143,7 +143,7 @@ class BaseDetector:
     def _blend_pred(self, debugger: Debugger, images: torch.Tensor, output: dict, name: str) -> np.ndarray:
         """The first network input as an image, with the predicted `hm` blended over it as `name`; returns it."""
         img = denormalize(images[0], self.mean, self.std)
-        pred = debugger.gen_colormap(output['hm'][0].detach().cpu().numpy())
+        pred = debugger.gen_colormap(output["hm"][0].detach().cpu().numpy())
         debugger.add_blend_img(img, pred, name)
         return img
 
@@ -167,54 +167,54 @@ class BaseDetector:
         start_time = time.time()
         prefetched = None
         self._frame_id += 1
-        prefix = f'{self._frame_id:06d}_'
+        prefix = f"{self._frame_id:06d}_"
         if isinstance(image_or_path_or_tensor, np.ndarray):
             image = image_or_path_or_tensor
         elif isinstance(image_or_path_or_tensor, (str, os.PathLike)):
             path = os.fspath(image_or_path_or_tensor)
             image = read_image(path)
-            prefix = os.path.splitext(os.path.basename(path))[0] + '_'
+            prefix = os.path.splitext(os.path.basename(path))[0] + "_"
         else:
             prefetched = image_or_path_or_tensor
-            image = prefetched['image'][0].numpy()
+            image = prefetched["image"][0].numpy()
         debugger = self._make_debugger(prefix) if self.opt.debug > 0 else None
 
         # Each stage's clock stops only after _sync, so queued GPU work is charged to the stage that queued it.
         stage_end = time.time()
-        times['load'] = stage_end - start_time
+        times["load"] = stage_end - start_time
         detections = []
         for scale in self.scales:
             scale_start = time.time()
             if prefetched is None:
                 images, meta = self.pre_process(image, scale, meta)
             else:
-                images = prefetched['images'][scale][0]
-                meta = {k: v.numpy()[0] for k, v in prefetched['meta'][scale].items()}
+                images = prefetched["images"][scale][0]
+                meta = {k: v.numpy()[0] for k, v in prefetched["meta"][scale].items()}
             images = images.to(self.opt.device)
             self._sync()
             net_start = time.time()
-            times['pre'] += net_start - scale_start
+            times["pre"] += net_start - scale_start
 
             with self._memory_guard(image.shape, images.shape[0], images.shape[2], images.shape[3], on_device=True):
                 output, dets, net_end = self.process(images, return_time=True)
             self._sync()
             decoded = time.time()
-            times['net'] += net_end - net_start
-            times['dec'] += decoded - net_end
+            times["net"] += net_end - net_start
+            times["dec"] += decoded - net_end
             if self.opt.debug >= 2:
                 self.debug(debugger, images, dets, output, scale)
             detections.append(self.post_process(dets, meta, scale))
             self._sync()
             stage_end = time.time()
-            times['post'] += stage_end - decoded
+            times["post"] += stage_end - decoded
 
         results = self.merge_outputs(detections)
         self._sync()
         end_time = time.time()
-        times['merge'] = end_time - stage_end
-        times['tot'] = end_time - start_time
+        times["merge"] = end_time - stage_end
+        times["tot"] = end_time - start_time
 
         if self.opt.debug >= 1:
             self.show_results(debugger, image, results)
             self.last_vis = dict(debugger.imgs)
-        return {'results': results, **times}
+        return {"results": results, **times}

@@ -26,8 +26,8 @@ class CtdetDetector(BaseDetector):
         with torch.no_grad():
             output = self.model(images)[-1]
             # in place, as the reference does: the returned output (used by debug) holds probabilities
-            heat, sizes = output['hm'].sigmoid_(), output['wh']
-            offsets = output['reg'] if self.opt.reg_offset else None
+            heat, sizes = output["hm"].sigmoid_(), output["wh"]
+            offsets = output["reg"] if self.opt.reg_offset else None
             if self.opt.flip_test:
                 heat, sizes = flip_merge(heat), flip_merge(sizes)
                 # Offsets of the mirrored copy do not mirror cleanly: the original's are kept.
@@ -42,7 +42,7 @@ class CtdetDetector(BaseDetector):
     def post_process(self, dets: torch.Tensor, meta: dict, scale: float = 1) -> dict:
         """{class 1..C: float32 n x 5 [x1, y1, x2, y2, score]} in original image pixels."""
         dets = dets.detach().cpu().numpy().reshape(1, -1, dets.shape[2])
-        dets = ctdet_post_process(dets.copy(), [meta['c']], [meta['s']], meta['out_height'], meta['out_width'],
+        dets = ctdet_post_process(dets.copy(), [meta["c"]], [meta["s"]], meta["out_height"], meta["out_width"],
                                   self.opt.num_classes)
         out = {}
         for j in range(1, self.num_classes + 1):
@@ -68,9 +68,9 @@ class CtdetDetector(BaseDetector):
         """Predicted heatmap and boxes above center_thresh in network-input coordinates."""
         detection = dets.detach().cpu().numpy().copy()
         detection[:, :, :4] *= self.opt.down_ratio
-        img = self._blend_pred(debugger, images, output, f'pred_hm_{scale:.1f}')
-        debugger.add_box_rows(img, detection[0], self.opt.center_thresh, f'out_pred_{scale:.1f}')
+        img = self._blend_pred(debugger, images, output, f"pred_hm_{scale:.1f}")
+        debugger.add_box_rows(img, detection[0], self.opt.center_thresh, f"out_pred_{scale:.1f}")
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'ctdet')."""
-        self._show_class_boxes(debugger, image, results, 'ctdet')
+        self._show_class_boxes(debugger, image, results, "ctdet")

@@ -33,7 +33,7 @@ class DddDetector(BaseDetector):
         opt = self.opt
         if isinstance(calib, dict):
             # the base run() hands back the previous scale's meta
-            calib = calib.get('calib')
+            calib = calib.get("calib")
         height, width = image.shape[0:2]
         inp_height, inp_width = opt.input_h, opt.input_w
         c = np.array([width / 2, height / 2], dtype=np.float32)
@@ -47,8 +47,8 @@ class DddDetector(BaseDetector):
         inp_image = (inp_image - self.mean) / self.std
         images = torch.from_numpy(np.ascontiguousarray(inp_image.transpose(2, 0, 1)[np.newaxis, ...]))
         calib = np.array(calib, dtype=np.float32).reshape(3, 4) if calib is not None else self.calib
-        meta = {'c': c, 's': s, 'out_height': inp_height // opt.down_ratio,
-                'out_width': inp_width // opt.down_ratio, 'calib': calib}
+        meta = {"c": c, "s": s, "out_height": inp_height // opt.down_ratio,
+                "out_width": inp_width // opt.down_ratio, "calib": calib}
         return images, meta
 
     def process(self, images: torch.Tensor, return_time: bool = False):
@@ -57,13 +57,13 @@ class DddDetector(BaseDetector):
         with torch.no_grad():
             self._sync()
             output = self.model(images)[-1]
-            output['hm'] = output['hm'].sigmoid_()
-            output['dep'] = depth_from_output(output['dep'])
-            wh = output['wh'] if opt.reg_bbox else None
-            reg = output['reg'] if opt.reg_offset else None
+            output["hm"] = output["hm"].sigmoid_()
+            output["dep"] = depth_from_output(output["dep"])
+            wh = output["wh"] if opt.reg_bbox else None
+            reg = output["reg"] if opt.reg_offset else None
             self._sync()
             forward_time = time.time()
-            dets = ddd_decode(output['hm'], output['rot'], output['dep'], output['dim'], wh=wh, reg=reg, K=opt.K)
+            dets = ddd_decode(output["hm"], output["rot"], output["dep"], output["dim"], wh=wh, reg=reg, K=opt.K)
         if return_time:
             return output, dets, forward_time
         return output, dets
@@ -71,8 +71,8 @@ class DddDetector(BaseDetector):
     def post_process(self, dets: torch.Tensor, meta: dict, scale: float = 1) -> dict:
         """{class 1..3: float32 n x 13 [alpha, x1, y1, x2, y2, h, w, l, X, Y, Z, rot_y, score]}."""
         dets = dets.detach().cpu().numpy()
-        detections = ddd_post_process(dets.copy(), [meta['c']], [meta['s']], [meta['calib']], self.opt)
-        self.this_calib = meta['calib']
+        detections = ddd_post_process(dets.copy(), [meta["c"]], [meta["s"]], [meta["calib"]], self.opt)
+        self.this_calib = meta["calib"]
         return detections[0]
 
     def merge_outputs(self, detections: list[dict]) -> dict:
@@ -87,13 +87,13 @@ class DddDetector(BaseDetector):
               scale: float = 1) -> None:
         """Predicted heatmap and centres (with 2D boxes when regressed) in network-input coordinates."""
         detection = dets.detach().cpu().numpy()
-        img = self._blend_pred(debugger, images, output, 'pred_hm')
+        img = self._blend_pred(debugger, images, output, "pred_hm")
         debugger.add_ct_detection(img, detection[0], show_box=self.opt.reg_bbox, center_thresh=self.opt.vis_thresh,
-                                  img_id='det_pred')
+                                  img_id="det_pred")
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Projected 3D boxes ('add_pred') and the bird's-eye view ('bird_pred') above vis_thresh."""
         debugger.add_3d_detection(image, results, self.this_calib, center_thresh=self.opt.vis_thresh,
-                                  img_id='add_pred')
-        debugger.add_bird_view(results, center_thresh=self.opt.vis_thresh, img_id='bird_pred')
+                                  img_id="add_pred")
+        debugger.add_bird_view(results, center_thresh=self.opt.vis_thresh, img_id="bird_pred")
         debugger.show_all_imgs(pause=self.pause)

@@ -47,10 +47,10 @@ class ExdetDetector(BaseDetector):
         with torch.no_grad():
             self._sync()
             output = self.model(images)[-1]
-            heats = [output[f'hm_{p}'].sigmoid_() for p in 'tlbrc']
+            heats = [output[f"hm_{p}"].sigmoid_() for p in "tlbrc"]
             self._sync()
             forward_time = time.time()
-            regs = [output[f'reg_{p}'] for p in 'tlbr'] if opt.reg_offset else []
+            regs = [output[f"reg_{p}"] for p in "tlbr"] if opt.reg_offset else []
             num_dets = min(1000, opt.K ** 4)
             dets = self.decode(*heats, *regs, K=opt.K, scores_thresh=opt.scores_thresh,
                                center_thresh=opt.center_thresh, aggr_weight=opt.aggr_weight, num_dets=num_dets)
@@ -60,14 +60,14 @@ class ExdetDetector(BaseDetector):
 
     def post_process(self, dets: torch.Tensor, meta: dict, scale: float = 1) -> np.ndarray:
         """Un-mirror the flipped copy, map boxes and extreme points to original pixels: n x 14."""
-        out_width, out_height = meta['out_width'], meta['out_height']
+        out_width, out_height = meta["out_width"], meta["out_height"]
         dets = dets.detach().cpu().numpy()
         parts = [dets[0]]
         if dets.shape[0] > 1:
             parts.append(unmirror_extremes(dets[1], out_width))
         dets = np.concatenate(parts, axis=0)
         for x, y in _POINT_PAIRS:
-            dets[:, [x, y]] = transform_preds(dets[:, [x, y]], meta['c'], meta['s'], (out_width, out_height))
+            dets[:, [x, y]] = transform_preds(dets[:, [x, y]], meta["c"], meta["s"], (out_width, out_height))
         dets[:, 0:4] /= scale
         dets[:, 5:13] /= scale
         return dets
@@ -94,15 +94,15 @@ class ExdetDetector(BaseDetector):
         inp_height, inp_width = images.shape[2], images.shape[3]
         pred_hm = np.zeros((inp_height, inp_width, 3), dtype=np.uint8)
         img = denormalize(images[i], self.mean, self.std)
-        for p in 'tlbrc':
-            pred = debugger.gen_colormap(output[f'hm_{p}'][i].detach().cpu().numpy(), (inp_width, inp_height))
-            if p != 'c':
+        for p in "tlbrc":
+            pred = debugger.gen_colormap(output[f"hm_{p}"][i].detach().cpu().numpy(), (inp_width, inp_height))
+            if p != "c":
                 pred_hm = np.maximum(pred_hm, pred)
             else:
-                debugger.add_blend_img(img, pred, f'pred_{p}_{scale:.1f}')
-        debugger.add_blend_img(img, pred_hm, f'pred_{scale:.1f}')
-        debugger.add_box_rows(img, detection[i], 0.01, f'out_{scale:.1f}')
+                debugger.add_blend_img(img, pred, f"pred_{p}_{scale:.1f}")
+        debugger.add_blend_img(img, pred_hm, f"pred_{scale:.1f}")
+        debugger.add_box_rows(img, detection[i], 0.01, f"out_{scale:.1f}")
 
     def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
         """Boxes above vis_thresh on the original image (window 'exdet')."""
-        self._show_class_boxes(debugger, image, results, 'exdet')
+        self._show_class_boxes(debugger, image, results, "exdet")

@@ -21,24 +21,24 @@ import numpy as np
 from utils.errors import UserError
 from utils.io import atomic_write
 
-CLASSES = ('__background__', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-           'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+CLASSES = ("__background__", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 
 
 def parse_rec(filename: str) -> list[dict]:
     """Objects of one VOC annotation xml: name, pose, truncated, difficult, bbox (1-based ints)."""
     objects = []
-    for obj in ET.parse(filename).findall('object'):
-        box = obj.find('bndbox')
-        pose = obj.find('pose')
-        truncated = obj.find('truncated')
-        difficult = obj.find('difficult')
+    for obj in ET.parse(filename).findall("object"):
+        box = obj.find("bndbox")
+        pose = obj.find("pose")
+        truncated = obj.find("truncated")
+        difficult = obj.find("difficult")
         objects.append({
-            'name': obj.find('name').text,
-            'pose': pose.text if pose is not None else 'Unspecified',
-            'truncated': int(truncated.text) if truncated is not None else 0,
-            'difficult': int(difficult.text) if difficult is not None else 0,
-            'bbox': [int(float(box.find(k).text)) for k in ('xmin', 'ymin', 'xmax', 'ymax')],
+            "name": obj.find("name").text,
+            "pose": pose.text if pose is not None else "Unspecified",
+            "truncated": int(truncated.text) if truncated is not None else 0,
+            "difficult": int(difficult.text) if difficult is not None else 0,
+            "bbox": [int(float(box.find(k).text)) for k in ("xmin", "ymin", "xmax", "ymax")],
         })
     return objects
 
@@ -97,30 +97,30 @@ def eval_class(recs: dict, imagenames: list[str], classname: str, image_ids: lis
     class_recs = {}
     npos = 0
     for name in imagenames:
-        objs = [o for o in recs[name] if o['name'] == classname]
-        bbox = np.array([o['bbox'] for o in objs], dtype=np.float64).reshape(-1, 4)
-        difficult = np.array([bool(o['difficult']) and not use_diff for o in objs], dtype=bool)
+        objs = [o for o in recs[name] if o["name"] == classname]
+        bbox = np.array([o["bbox"] for o in objs], dtype=np.float64).reshape(-1, 4)
+        difficult = np.array([bool(o["difficult"]) and not use_diff for o in objs], dtype=bool)
         npos += int((~difficult).sum())
-        class_recs[name] = {'bbox': bbox, 'difficult': difficult, 'det': np.zeros(len(objs), bool)}
+        class_recs[name] = {"bbox": bbox, "difficult": difficult, "det": np.zeros(len(objs), bool)}
 
     nd = len(image_ids)
     tp = np.zeros(nd)
     fp = np.zeros(nd)
-    order = np.argsort(-np.asarray(confidence, np.float64), kind='stable')
+    order = np.argsort(-np.asarray(confidence, np.float64), kind="stable")
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     for d, j in enumerate(order):
         r = class_recs[image_ids[j]]
         ovmax, jmax = -np.inf, -1
-        if len(r['bbox']):
-            ov = _overlaps(boxes[j], r['bbox'])
+        if len(r["bbox"]):
+            ov = _overlaps(boxes[j], r["bbox"])
             jmax = int(np.argmax(ov))
             ovmax = ov[jmax]
         if ovmax > ovthresh:
-            if r['difficult'][jmax]:
+            if r["difficult"][jmax]:
                 continue  # neither a hit nor a miss
-            if not r['det'][jmax]:
+            if not r["det"][jmax]:
                 tp[d] = 1.0
-                r['det'][jmax] = True
+                r["det"][jmax] = True
             else:
                 fp[d] = 1.0
         else:
@@ -141,9 +141,9 @@ def voc_eval(detpath: str, annopath: str, imagesetfile: str, classname: str, cac
     with open(imagesetfile) as f:
         imagenames = [x.strip() for x in f if x.strip()]
     name = os.path.splitext(os.path.basename(imagesetfile))[0]
-    recs = load_annotations(annopath, imagenames, os.path.join(cachedir, f'{name}_annots.json'))
+    recs = load_annotations(annopath, imagenames, os.path.join(cachedir, f"{name}_annots.json"))
     with open(detpath.format(classname)) as f:
-        rows = [x.strip().split(' ') for x in f if x.strip()]
+        rows = [x.strip().split(" ") for x in f if x.strip()]
     image_ids = [r[0] for r in rows]
     confidence = np.array([float(r[1]) for r in rows])
     boxes = np.array([[float(z) for z in r[2:6]] for r in rows]).reshape(-1, 4)
@@ -179,20 +179,20 @@ def apply_nms(all_boxes: list, thresh: float) -> list:
 
 def _data_constructors() -> dict[tuple[str, str], object]:
     """The globals a pickle of plain data and numpy arrays names (numpy 1.x and 2.x names); none has side effects."""
-    core = np._core if hasattr(np, '_core') else np.core
+    core = np._core if hasattr(np, "_core") else np.core
     allowed: dict[tuple[str, str], object] = {}
-    for package in ('numpy.core', 'numpy._core'):
-        allowed[(f'{package}.multiarray', '_reconstruct')] = core.multiarray._reconstruct
-        allowed[(f'{package}.multiarray', 'scalar')] = core.multiarray.scalar
-        allowed[(f'{package}.numeric', '_frombuffer')] = core.numeric._frombuffer  # protocol 5 arrays
-    allowed[('numpy', 'ndarray')] = np.ndarray
+    for package in ("numpy.core", "numpy._core"):
+        allowed[(f"{package}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
+        allowed[(f"{package}.multiarray", "scalar")] = core.multiarray.scalar
+        allowed[(f"{package}.numeric", "_frombuffer")] = core.numeric._frombuffer  # protocol 5 arrays
+    allowed[("numpy", "ndarray")] = np.ndarray
     # pickle protocol 2 spells bytes (an array's raw data) as a call to codecs' encode of a latin-1 str
-    allowed[('_codecs', 'encode')] = codecs.encode
+    allowed[("_codecs", "encode")] = codecs.encode
     for data_type in (bytes, bytearray, complex, set, frozenset):
-        for module in ('builtins', '__builtin__'):  # Python 2 and protocols 0-2 name the builtins module so
+        for module in ("builtins", "__builtin__"):  # Python 2 and protocols 0-2 name the builtins module so
             allowed[(module, data_type.__name__)] = data_type
-    allowed[('numpy', 'dtype')] = np.dtype
-    for code in '?bhilqBHILQefdgFDG':
+    allowed[("numpy", "dtype")] = np.dtype
+    for code in "?bhilqBHILQefdgFDG":
         cls = type(np.dtype(code))  # numpy 2 pickles dtypes by their class, e.g. numpy.dtypes.Float32DType
         allowed[(cls.__module__, cls.__name__)] = cls
     return allowed
@@ -202,7 +202,7 @@ class _DataOnlyUnpickler(pickle.Unpickler):
     """Rebuilds containers, numbers, strings and numpy arrays; refuses every other global (which could run code)."""
 
     def __init__(self, file: io.BufferedIOBase, path: str) -> None:
-        super().__init__(file, encoding='latin1')  # py-faster-rcnn wrote its detections with Python 2
+        super().__init__(file, encoding="latin1")  # py-faster-rcnn wrote its detections with Python 2
         self._path = path
         self._allowed = _data_constructors()
 
@@ -210,9 +210,9 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         """An allowed data constructor; any other global stops the load with one line."""
         found = self._allowed.get((module, name))
         if found is None:
-            raise UserError(f'{self._path}: refused, the pickle names {module}.{name}, which could run code when '
-                            'loaded; only lists, numbers and numpy arrays are read from a pickle: pass the '
-                            'results.json written by test.py instead')
+            raise UserError(f"{self._path}: refused, the pickle names {module}.{name}, which could run code when "
+                            "loaded; only lists, numbers and numpy arrays are read from a pickle: pass the "
+                            "results.json written by test.py instead")
         return found
 
 
@@ -222,69 +222,69 @@ def load_detections(path: str) -> list:
     As the original's reval.py, a name containing 'json' is read as JSON and anything else as a pickle.
     """
     if not os.path.isfile(path):
-        raise UserError(f'{path}: detection file not found; pass the results.json written by test.py')
-    kind = 'JSON' if 'json' in path else 'pickle'
+        raise UserError(f"{path}: detection file not found; pass the results.json written by test.py")
+    kind = "JSON" if "json" in path else "pickle"
     try:
-        with open(path, 'rb') as f:
-            dets = json.load(f) if kind == 'JSON' else _DataOnlyUnpickler(f, path).load()
+        with open(path, "rb") as f:
+            dets = json.load(f) if kind == "JSON" else _DataOnlyUnpickler(f, path).load()
     except (ValueError, TypeError, EOFError, pickle.UnpicklingError) as e:
-        raise UserError(f'{path}: not a readable {kind} file ({type(e).__name__}: {str(e)[:120]}); pass the '
-                        'results.json written by test.py') from None
+        raise UserError(f"{path}: not a readable {kind} file ({type(e).__name__}: {str(e)[:120]}); pass the "
+                        "results.json written by test.py") from None
     if not isinstance(dets, (list, tuple)):
-        raise UserError(f'{path}: holds a {type(dets).__name__}, not detections[class][image]; pass the '
-                        'results.json written by test.py')
+        raise UserError(f"{path}: holds a {type(dets).__name__}, not detections[class][image]; pass the "
+                        "results.json written by test.py")
     return dets
 
 
 def evaluate_detections(all_boxes: list, devkit: str, comp_mode: bool = False, output_dir: str | None = None) -> float:
     """Write the per-class VOC result files, print AP per class and the mean; return the mean AP."""
-    year_dir = os.path.join(devkit, 'VOC2007')
-    imagesetfile = os.path.join(year_dir, 'ImageSets', 'Main', 'test.txt')
-    annopath = os.path.join(year_dir, 'Annotations', '{:s}.xml')
+    year_dir = os.path.join(devkit, "VOC2007")
+    imagesetfile = os.path.join(year_dir, "ImageSets", "Main", "test.txt")
+    annopath = os.path.join(year_dir, "Annotations", "{:s}.xml")
     if not os.path.isfile(imagesetfile):
-        raise UserError(f'{imagesetfile} not found; get the VOC2007 test set with src/tools/get_pascal_voc.sh '
-                        'or pass --devkit')
+        raise UserError(f"{imagesetfile} not found; get the VOC2007 test set with src/tools/get_pascal_voc.sh "
+                        "or pass --devkit")
     with open(imagesetfile) as f:
         image_index = [x.strip() for x in f if x.strip()]
     if len(all_boxes) != len(CLASSES) or any(len(c) != len(image_index) for c in all_boxes[1:]):
-        raise UserError(f'detections hold {len(all_boxes)} classes x {[len(c) for c in all_boxes[1:2]]} images; '
-                        f'expected {len(CLASSES)} x {len(image_index)} (one entry per line of {imagesetfile})')
-    comp_id = 'comp4' if comp_mode else f'comp4_{uuid.uuid4()}'
-    results_dir = os.path.join(devkit, 'results', 'VOC2007', 'Main')
+        raise UserError(f"detections hold {len(all_boxes)} classes x {[len(c) for c in all_boxes[1:2]]} images; "
+                        f"expected {len(CLASSES)} x {len(image_index)} (one entry per line of {imagesetfile})")
+    comp_id = "comp4" if comp_mode else f"comp4_{uuid.uuid4()}"
+    results_dir = os.path.join(devkit, "results", "VOC2007", "Main")
     os.makedirs(results_dir, exist_ok=True)
-    template = os.path.join(results_dir, comp_id + '_det_test_{:s}.txt')
+    template = os.path.join(results_dir, comp_id + "_det_test_{:s}.txt")
 
     for cls_ind, cls in enumerate(CLASSES):
-        if cls == '__background__':
+        if cls == "__background__":
             continue
         with atomic_write(template.format(cls)) as f:
             for im_ind, index in enumerate(image_index):
                 dets = np.array(all_boxes[cls_ind][im_ind], dtype=np.float64)
                 for d in dets.reshape(-1, dets.shape[-1]) if dets.size else ():
                     # the devkit's coordinates are 1-based
-                    f.write(f'{index:s} {d[-1]:.3f} {d[0] + 1:.1f} {d[1] + 1:.1f} {d[2] + 1:.1f} {d[3] + 1:.1f}\n')
+                    f.write(f"{index:s} {d[-1]:.3f} {d[0] + 1:.1f} {d[1] + 1:.1f} {d[2] + 1:.1f} {d[3] + 1:.1f}\n")
 
-    print('VOC07 metric? Yes')
+    print("VOC07 metric? Yes")
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
     aps = []
     try:
         for cls in CLASSES[1:]:
             rec, prec, ap = voc_eval(template.format(cls), annopath, imagesetfile, cls,
-                                     os.path.join(devkit, 'annotations_cache'), ovthresh=0.5, use_07_metric=True,
+                                     os.path.join(devkit, "annotations_cache"), ovthresh=0.5, use_07_metric=True,
                                      use_diff=False)
             aps.append(ap)
-            print(f'AP for {cls} = {ap:.4f}')
+            print(f"AP for {cls} = {ap:.4f}")
             if output_dir is not None:
                 # the original's per-class output format; written here, never read back by this code
-                with atomic_write(os.path.join(output_dir, cls + '_pr.pkl'), 'wb') as f:
-                    pickle.dump({'rec': rec, 'prec': prec, 'ap': ap}, f)
+                with atomic_write(os.path.join(output_dir, cls + "_pr.pkl"), "wb") as f:
+                    pickle.dump({"rec": rec, "prec": prec, "ap": ap}, f)
     finally:
         if not comp_mode:
             for cls in CLASSES[1:]:
                 if os.path.exists(template.format(cls)):
                     os.remove(template.format(cls))
     mean_ap = float(np.mean(aps))
-    print(f'Mean AP = {mean_ap:.4f}')
-    print('~~~~~~~~')
+    print(f"Mean AP = {mean_ap:.4f}")
+    print("~~~~~~~~")
     return mean_ap

@@ -20,14 +20,14 @@ class ModelWithLoss(torch.nn.Module):
 
     def forward(self, batch: dict):
         """Return (last stack's outputs, total loss, loss stats)."""
-        outputs = self.model(batch['input'].contiguous(memory_format=self.memory_format))
+        outputs = self.model(batch["input"].contiguous(memory_format=self.memory_format))
         loss, loss_stats = self.loss(outputs, batch)
         return outputs[-1], loss, loss_stats
 
 
 def _to_device(batch: dict, device) -> dict:
     # 'meta' holds the numpy/python bookkeeping that debug and save_result read on the host
-    return {k: v if k == 'meta' else v.to(device=device, non_blocking=True) for k, v in batch.items()}
+    return {k: v if k == "meta" else v.to(device=device, non_blocking=True) for k, v in batch.items()}
 
 
 def _stat_value(v: torch.Tensor) -> float:
@@ -55,7 +55,7 @@ class BaseTrainer:
                 self.model_with_loss = torch.nn.DataParallel(self.model_with_loss, device_ids=gpus).to(device)
         else:
             self.model_with_loss = self.model_with_loss.to(device)
-            if torch.device(device).type == 'cpu':
+            if torch.device(device).type == "cpu":
                 # oneDNN convolutions run about 20% faster on NHWC tensors; the weights' values are unchanged
                 self.model_with_loss.to(memory_format=torch.channels_last)
                 self.model_with_loss.memory_format = torch.channels_last
@@ -67,21 +67,21 @@ class BaseTrainer:
 
     def _suffix(self, phase: str, epoch: int, iter_id: int, num_iters: int, bar: Bar,
                 avg_loss_stats: dict, data_time: AverageMeter, batch_time: AverageMeter) -> str:
-        text = f'{phase}: [{epoch}][{iter_id}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} '
+        text = f"{phase}: [{epoch}][{iter_id}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} "
         for name, meter in avg_loss_stats.items():
-            text += f'|{name} {meter.avg:.4f} '
+            text += f"|{name} {meter.avg:.4f} "
         if not self.opt.hide_data_time:
-            text += f'|Data {data_time.val:.3f}s({data_time.avg:.3f}s) |Net {batch_time.avg:.3f}s'
+            text += f"|Data {data_time.val:.3f}s({data_time.avg:.3f}s) |Net {batch_time.avg:.3f}s"
         return text
 
     def run_epoch(self, phase: str, epoch: int, data_loader) -> tuple[dict, dict]:
         """One pass over `data_loader`; returns (average loss stats + `time` in minutes, predictions)."""
         opt = self.opt
         model_with_loss = self.model_with_loss
-        if phase == 'train':
+        if phase == "train":
             model_with_loss.train()
         else:
-            if len(opt.gpus) > 1 and hasattr(model_with_loss, 'module'):
+            if len(opt.gpus) > 1 and hasattr(model_with_loss, "module"):
                 model_with_loss = model_with_loss.module
             model_with_loss.eval()
             if torch.cuda.is_available():
@@ -91,7 +91,7 @@ class BaseTrainer:
         data_time, batch_time = AverageMeter(), AverageMeter()
         avg_loss_stats = {name: AverageMeter() for name in self.loss_stats}
         num_iters = len(data_loader) if opt.num_iters < 0 else opt.num_iters
-        bar = Bar(f'{opt.task}/{opt.exp_id}', max=num_iters)
+        bar = Bar(f"{opt.task}/{opt.exp_id}", max=num_iters)
         tick = time.time()
         # The loader comes first in zip: like the reference loop, it draws one batch past num_iters before
         # stopping, so the random state after an epoch (augmentation with num_workers 0) is the same.
@@ -100,7 +100,7 @@ class BaseTrainer:
             batch = _to_device(batch, opt.device)
             output, losses, loss_stats = model_with_loss(batch)
             loss = losses.mean()  # one value per GPU under DataParallel
-            if phase == 'train':
+            if phase == "train":
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
@@ -108,12 +108,12 @@ class BaseTrainer:
             tick = time.time()
 
             for name in avg_loss_stats:
-                avg_loss_stats[name].update(_stat_value(loss_stats[name]), batch['input'].size(0))
+                avg_loss_stats[name].update(_stat_value(loss_stats[name]), batch["input"].size(0))
             bar.suffix = self._suffix(phase, epoch, iter_id, num_iters, bar, avg_loss_stats, data_time, batch_time)
             if opt.print_iter <= 0:
                 bar.next()
             elif iter_id % opt.print_iter == 0:
-                print(f'{opt.task}/{opt.exp_id}| {bar.suffix}', flush=True)
+                print(f"{opt.task}/{opt.exp_id}| {bar.suffix}", flush=True)
             if opt.debug > 0:
                 self.debug(batch, output, iter_id)
             if opt.test:
@@ -123,7 +123,7 @@ class BaseTrainer:
 
         bar.finish()
         averages = {name: meter.avg for name, meter in avg_loss_stats.items()}
-        averages['time'] = bar.elapsed_td.total_seconds() / 60.0
+        averages["time"] = bar.elapsed_td.total_seconds() / 60.0
         return averages, results
 
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
@@ -140,8 +140,8 @@ class BaseTrainer:
 
     def val(self, epoch: int, data_loader) -> tuple[dict, dict]:
         """Run a validation epoch."""
-        return self.run_epoch('val', epoch, data_loader)
+        return self.run_epoch("val", epoch, data_loader)
 
     def train(self, epoch: int, data_loader) -> tuple[dict, dict]:
         """Run a training epoch."""
-        return self.run_epoch('train', epoch, data_loader)
+        return self.run_epoch("train", epoch, data_loader)

@@ -11,11 +11,11 @@ from utils.errors import UserError
 
 def make_reg_crit(opt) -> torch.nn.Module:
     """The sparse regression loss chosen by --reg_loss (l1 or sl1)."""
-    if opt.reg_loss == 'l1':
+    if opt.reg_loss == "l1":
         return RegL1Loss()
-    if opt.reg_loss == 'sl1':
+    if opt.reg_loss == "sl1":
         return RegLoss()
-    raise UserError(f'--reg_loss {opt.reg_loss}: unknown loss; use l1 or sl1')
+    raise UserError(f"--reg_loss {opt.reg_loss}: unknown loss; use l1 or sl1")
 
 
 def zero_terms(like: torch.Tensor, count: int) -> list[torch.Tensor]:
@@ -28,7 +28,7 @@ def zero_terms(like: torch.Tensor, count: int) -> list[torch.Tensor]:
 
 
 def blend_heatmaps(debugger: Debugger, img: np.ndarray, output: dict, batch: dict, names: tuple[str, str],
-                   key: str = 'hm', i: int = 0) -> None:
+                   key: str = "hm", i: int = 0) -> None:
     """Predicted and target heatmaps `key` of sample i blended over `img`, as images names[0] / names[1]."""
     pred = debugger.gen_colormap(output[key][i].detach().cpu().numpy())
     gt = debugger.gen_colormap(batch[key][i].detach().cpu().numpy())
@@ -39,6 +39,6 @@ def blend_heatmaps(debugger: Debugger, img: np.ndarray, output: dict, batch: dic
 def finish_debug(debugger: Debugger, opt, iter_id: int) -> None:
     """Save the visualisation (--debug 4) or show it and wait for a key."""
     if opt.debug == 4:
-        debugger.save_all_imgs(opt.debug_dir, prefix=f'{iter_id}')
+        debugger.save_all_imgs(opt.debug_dir, prefix=f"{iter_id}")
     else:
         debugger.show_all_imgs(pause=True)

@@ -23,7 +23,7 @@ class CtdetLoss(torch.nn.Module):
         self.crit = torch.nn.MSELoss() if opt.mse_loss else FocalLoss()
         self.crit_reg = make_reg_crit(opt)
         if opt.dense_wh:
-            self.crit_wh = torch.nn.L1Loss(reduction='sum')
+            self.crit_wh = torch.nn.L1Loss(reduction="sum")
         elif opt.norm_wh:
             self.crit_wh = NormRegL1Loss()
         elif opt.cat_spec_wh:
@@ -35,37 +35,37 @@ class CtdetLoss(torch.nn.Module):
     def _size_loss(self, wh: torch.Tensor, batch: dict) -> torch.Tensor:
         """One stack's size term: over the dense map (--dense_wh), per class (--cat_spec_wh) or at the centres."""
         if self.opt.dense_wh:
-            weight = batch['dense_wh_mask']
+            weight = batch["dense_wh_mask"]
             # the summed L1 over the gaussian-weighted map, normalised by the total weight
-            return self.crit_wh(wh * weight, batch['dense_wh'] * weight) / (weight.sum() + 1e-4)
+            return self.crit_wh(wh * weight, batch["dense_wh"] * weight) / (weight.sum() + 1e-4)
         if self.opt.cat_spec_wh:
-            return self.crit_wh(wh, batch['cat_spec_mask'], batch['ind'], batch['cat_spec_wh'])
+            return self.crit_wh(wh, batch["cat_spec_mask"], batch["ind"], batch["cat_spec_wh"])
         # as the original: --norm_wh picks the loss of the per-class branch only, so alone it changes nothing
-        return self.crit_reg(wh, batch['reg_mask'], batch['ind'], batch['wh'])
+        return self.crit_reg(wh, batch["reg_mask"], batch["ind"], batch["wh"])
 
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, {'loss', 'hm_loss', 'wh_loss', 'off_loss'}); sigmoids `hm` in the outputs."""
         opt = self.opt
-        hm_loss, wh_loss, off_loss = zero_terms(outputs[0]['hm'], 3)
+        hm_loss, wh_loss, off_loss = zero_terms(outputs[0]["hm"], 3)
         for output in outputs[:opt.num_stacks]:
             if not opt.mse_loss:
-                output['hm'] = _sigmoid(output['hm'])
+                output["hm"] = _sigmoid(output["hm"])
             if opt.eval_oracle_hm:
-                output['hm'] = batch['hm']
+                output["hm"] = batch["hm"]
             # --eval_oracle_wh / --eval_oracle_offset: ground truth spread over each object's area
-            for key, oracle in (('wh', opt.eval_oracle_wh), ('reg', opt.eval_oracle_offset)):
+            for key, oracle in (("wh", opt.eval_oracle_wh), ("reg", opt.eval_oracle_offset)):
                 if oracle:
-                    output[key] = oracle_map(batch[key], batch['ind'], output[key])
+                    output[key] = oracle_map(batch[key], batch["ind"], output[key])
 
-            hm_loss = hm_loss + self.crit(output['hm'], batch['hm']) / opt.num_stacks
+            hm_loss = hm_loss + self.crit(output["hm"], batch["hm"]) / opt.num_stacks
             if opt.wh_weight > 0:
-                wh_loss = wh_loss + self._size_loss(output['wh'], batch) / opt.num_stacks
+                wh_loss = wh_loss + self._size_loss(output["wh"], batch) / opt.num_stacks
             if opt.reg_offset and opt.off_weight > 0:
-                off_loss = off_loss + self.crit_reg(output['reg'], batch['reg_mask'], batch['ind'],
-                                                    batch['reg']) / opt.num_stacks
+                off_loss = off_loss + self.crit_reg(output["reg"], batch["reg_mask"], batch["ind"],
+                                                    batch["reg"]) / opt.num_stacks
 
         loss = opt.hm_weight * hm_loss + opt.wh_weight * wh_loss + opt.off_weight * off_loss
-        return loss, {'loss': loss, 'hm_loss': hm_loss, 'wh_loss': wh_loss, 'off_loss': off_loss}
+        return loss, {"loss": loss, "hm_loss": hm_loss, "wh_loss": wh_loss, "off_loss": off_loss}
 
 
 class CtdetTrainer(BaseTrainer):
@@ -75,11 +75,11 @@ class CtdetTrainer(BaseTrainer):
         super().__init__(opt, model, optimizer=optimizer)
 
     def _get_losses(self, opt):
-        return ['loss', 'hm_loss', 'wh_loss', 'off_loss'], CtdetLoss(opt)
+        return ["loss", "hm_loss", "wh_loss", "off_loss"], CtdetLoss(opt)
 
     def _decode(self, output: dict) -> np.ndarray:
-        reg = output['reg'] if self.opt.reg_offset else None
-        dets = ctdet_decode(output['hm'], output['wh'], reg=reg, cat_spec_wh=self.opt.cat_spec_wh, K=self.opt.K)
+        reg = output["reg"] if self.opt.reg_offset else None
+        dets = ctdet_decode(output["hm"], output["wh"], reg=reg, cat_spec_wh=self.opt.cat_spec_wh, K=self.opt.K)
         return dets.detach().cpu().numpy().reshape(1, -1, dets.shape[2])
 
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
@@ -87,19 +87,19 @@ class CtdetTrainer(BaseTrainer):
         opt = self.opt
         dets = self._decode(output)
         dets[:, :, :4] *= opt.down_ratio
-        dets_gt = batch['meta']['gt_det'].numpy().reshape(1, -1, dets.shape[2]).copy()
+        dets_gt = batch["meta"]["gt_det"].numpy().reshape(1, -1, dets.shape[2]).copy()
         dets_gt[:, :, :4] *= opt.down_ratio
-        debugger = debugger_for(opt, opt.debug_dir, f'{iter_id}')
-        img = denormalize(batch['input'][0], opt.mean, opt.std)
-        blend_heatmaps(debugger, img, output, batch, ('pred_hm', 'gt_hm'))
-        debugger.add_box_rows(img, dets[0], opt.center_thresh, 'out_pred')
-        debugger.add_box_rows(img, dets_gt[0], opt.center_thresh, 'out_gt')
+        debugger = debugger_for(opt, opt.debug_dir, f"{iter_id}")
+        img = denormalize(batch["input"][0], opt.mean, opt.std)
+        blend_heatmaps(debugger, img, output, batch, ("pred_hm", "gt_hm"))
+        debugger.add_box_rows(img, dets[0], opt.center_thresh, "out_pred")
+        debugger.add_box_rows(img, dets_gt[0], opt.center_thresh, "out_gt")
         finish_debug(debugger, opt, iter_id)
 
     def save_result(self, output: dict, batch: dict, results: dict) -> None:
         """Decoded boxes mapped back to the original image, keyed by image id."""
         dets = self._decode(output)
-        hm = output['hm']
-        dets_out = ctdet_post_process(dets.copy(), batch['meta']['c'].cpu().numpy(),
-                                      batch['meta']['s'].cpu().numpy(), hm.shape[2], hm.shape[3], hm.shape[1])
-        results[batch['meta']['img_id'].cpu().numpy()[0]] = dets_out[0]
+        hm = output["hm"]
+        dets_out = ctdet_post_process(dets.copy(), batch["meta"]["c"].cpu().numpy(),
+                                      batch["meta"]["s"].cpu().numpy(), hm.shape[2], hm.shape[3], hm.shape[1])
+        results[batch["meta"]["img_id"].cpu().numpy()[0]] = dets_out[0]

@@ -12,7 +12,7 @@ from utils.debugger import debugger_for, denormalize
 from .base_trainer import BaseTrainer
 from .common import finish_debug, zero_terms
 
-EXDET_PARTS = ['t', 'l', 'b', 'r', 'c']
+EXDET_PARTS = ["t", "l", "b", "r", "c"]
 
 
 class ExdetLoss(torch.nn.Module):
@@ -28,18 +28,18 @@ class ExdetLoss(torch.nn.Module):
     def forward(self, outputs: list[dict], batch: dict):
         """Return (weighted total, {'loss', 'off_loss', 'hm_loss'}); sigmoids the heatmaps in the outputs."""
         opt = self.opt
-        hm_loss, reg_loss = zero_terms(outputs[0]['hm_t'], 2)
+        hm_loss, reg_loss = zero_terms(outputs[0]["hm_t"], 2)
         for s in range(opt.num_stacks):
             output = outputs[s]
             for p in self.parts:
-                tag = f'hm_{p}'
+                tag = f"hm_{p}"
                 output[tag] = _sigmoid(output[tag])
                 hm_loss = hm_loss + self.crit(output[tag], batch[tag]) / opt.num_stacks
-                if p != 'c' and opt.reg_offset and opt.off_weight > 0:
-                    reg_loss = reg_loss + self.crit_reg(output[f'reg_{p}'], batch['reg_mask'], batch[f'ind_{p}'],
-                                                        batch[f'reg_{p}']) / opt.num_stacks
+                if p != "c" and opt.reg_offset and opt.off_weight > 0:
+                    reg_loss = reg_loss + self.crit_reg(output[f"reg_{p}"], batch["reg_mask"], batch[f"ind_{p}"],
+                                                        batch[f"reg_{p}"]) / opt.num_stacks
         loss = opt.hm_weight * hm_loss + opt.off_weight * reg_loss
-        return loss, {'loss': loss, 'off_loss': reg_loss, 'hm_loss': hm_loss}
+        return loss, {"loss": loss, "off_loss": reg_loss, "hm_loss": hm_loss}
 
 
 class ExdetTrainer(BaseTrainer):
@@ -51,37 +51,37 @@ class ExdetTrainer(BaseTrainer):
         self.parts = EXDET_PARTS
 
     def _get_losses(self, opt):
-        return ['loss', 'hm_loss', 'off_loss'], ExdetLoss(opt)
+        return ["loss", "hm_loss", "off_loss"], ExdetLoss(opt)
 
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
         """Extreme-point and centre heatmaps and the decoded boxes of the first sample."""
         opt = self.opt
-        regs = [output[f'reg_{p}'] for p in 'tlbr'] if opt.reg_offset else []
-        detections = self.decode(output['hm_t'], output['hm_l'], output['hm_b'], output['hm_r'], output['hm_c'],
+        regs = [output[f"reg_{p}"] for p in "tlbr"] if opt.reg_offset else []
+        detections = self.decode(output["hm_t"], output["hm_l"], output["hm_b"], output["hm_r"], output["hm_c"],
                                  *regs, K=opt.K, scores_thresh=opt.scores_thresh,
                                  center_thresh=opt.center_thresh, aggr_weight=opt.aggr_weight)
         detections = detections.detach().cpu().numpy()
         detections[:, :, :4] *= opt.input_res / opt.output_res
         i = 0
-        debugger = debugger_for(opt, opt.debug_dir, f'{iter_id}')
-        img = denormalize(batch['input'][i], opt.mean, opt.std)
+        debugger = debugger_for(opt, opt.debug_dir, f"{iter_id}")
+        img = denormalize(batch["input"][i], opt.mean, opt.std)
         h, w = img.shape[:2]
         pred_hm = np.zeros((h, w, 3), dtype=np.uint8)
         gt_hm = np.zeros((h, w, 3), dtype=np.uint8)
         for p in self.parts:
-            tag = f'hm_{p}'
+            tag = f"hm_{p}"
             pred = debugger.gen_colormap(output[tag][i].detach().cpu().numpy(), (w, h))
             gt = debugger.gen_colormap(batch[tag][i].detach().cpu().numpy(), (w, h))
-            if p != 'c':
+            if p != "c":
                 pred_hm = np.maximum(pred_hm, pred)
                 gt_hm = np.maximum(gt_hm, gt)
-            if p == 'c' or opt.debug > 2:
-                debugger.add_blend_img(img, pred, f'pred_{p}')
-                debugger.add_blend_img(img, gt, f'gt_{p}')
-        debugger.add_blend_img(img, pred_hm, 'pred')
-        debugger.add_blend_img(img, gt_hm, 'gt')
-        debugger.add_img(img, img_id='out')
+            if p == "c" or opt.debug > 2:
+                debugger.add_blend_img(img, pred, f"pred_{p}")
+                debugger.add_blend_img(img, gt, f"gt_{p}")
+        debugger.add_blend_img(img, pred_hm, "pred")
+        debugger.add_blend_img(img, gt_hm, "gt")
+        debugger.add_img(img, img_id="out")
         for det in detections[i]:
             if det[4] > 0.1:
-                debugger.add_coco_bbox(det[:4], det[-1], det[4], img_id='out')
+                debugger.add_coco_bbox(det[:4], det[-1], det[4], img_id="out")
         finish_debug(debugger, opt, iter_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from utils.registry import LazyRegistry
 
 train_factory = LazyRegistry("task", {
-    'exdet': 'trains.exdet:ExdetTrainer',
-    'ctdet': 'trains.ctdet:CtdetTrainer',
-    'multi_pose': 'trains.multi_pose:MultiPoseTrainer',
-    'ddd': 'trains.ddd:DddTrainer',
+    "exdet": "trains.exdet:ExdetTrainer",
+    "ctdet": "trains.ctdet:CtdetTrainer",
+    "multi_pose": "trains.multi_pose:MultiPoseTrainer",
+    "ddd": "trains.ddd:DddTrainer",
 })

@@ -49,8 +49,8 @@ coco_hp_joint_colors = [_MID] + [_LEFT if j % 2 == 1 else _RIGHT for j in range(
 
 # The original draws abbreviated labels for these datasets (any dataset named *kitti*); kept so the
 # debug images do not change.
-_POSE_LABELS = ['p']
-_KITTI_LABELS = ['p', 'v', 'b']
+_POSE_LABELS = ["p"]
+_KITTI_LABELS = ["p", "v", "b"]
 
 
 class DisplayProbe:
@@ -62,8 +62,8 @@ class DisplayProbe:
     def available(self) -> bool:
         """False on Linux without $DISPLAY/$WAYLAND_DISPLAY, or once a window failed to open."""
         if self._available is None:
-            headless = sys.platform.startswith('linux') and not (
-                os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+            headless = sys.platform.startswith("linux") and not (
+                os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
             self._available = not headless
         return self._available
 
@@ -99,30 +99,30 @@ def _dataset_class(dataset):
 def label_list(class_names) -> list[str]:
     """Drawn labels from a dataset's class_name list (a leading '__background__' dropped)."""
     names = list(class_names or [])
-    if names and names[0] == '__background__':
+    if names and names[0] == "__background__":
         names = names[1:]
     return [str(n) for n in names]
 
 
 def _class_labels(dataset) -> list[str]:
-    return label_list(getattr(_dataset_class(dataset), 'class_name', None))
+    return label_list(getattr(_dataset_class(dataset), "class_name", None))
 
 
 def dataset_labels(dataset: str | None, num_classes: int = -1) -> tuple[list[str], int]:
     """(labels drawn for class ids 0.., joints per person) of a dataset, by the original Debugger's rules."""
-    if dataset == 'coco_hp':
+    if dataset == "coco_hp":
         return list(_POSE_LABELS), 17
     cls = _dataset_class(dataset)
-    if cls is not None and hasattr(cls, 'num_joints'):
-        return label_list(getattr(cls, 'class_name', None)) or list(_POSE_LABELS), int(cls.num_joints)
+    if cls is not None and hasattr(cls, "num_joints"):
+        return label_list(getattr(cls, "class_name", None)) or list(_POSE_LABELS), int(cls.num_joints)
     # without a dataset the original goes by the class count alone
-    if num_classes == 80 or dataset == 'coco':
-        return _class_labels('coco'), 17
-    if num_classes == 20 or dataset == 'pascal':
-        return _class_labels('pascal'), 17
-    if num_classes == 3 or (dataset is not None and 'kitti' in dataset):
+    if num_classes == 80 or dataset == "coco":
+        return _class_labels("coco"), 17
+    if num_classes == 20 or dataset == "pascal":
+        return _class_labels("pascal"), 17
+    if num_classes == 3 or (dataset is not None and "kitti" in dataset):
         return list(_KITTI_LABELS), 17
-    return label_list(getattr(cls, 'class_name', None)) or _class_labels('coco'), 17
+    return label_list(getattr(cls, "class_name", None)) or _class_labels("coco"), 17
 
 
 def denormalize(img_chw, mean, std, clip: bool = True) -> np.ndarray:
@@ -140,7 +140,7 @@ class Debugger(Debugger3D):
     _saved_count = 0
     _warned_no_dir = False
 
-    def __init__(self, ipynb: bool = False, theme: str = 'black', num_classes: int = -1,
+    def __init__(self, ipynb: bool = False, theme: str = "black", num_classes: int = -1,
                  dataset: str | None = None, down_ratio: int = 4, out_dir: str | None = None, *,
                  class_names=None, num_joints: int | None = None, display: DisplayProbe | None = None) -> None:
         """Labels come from `class_names` when given, else from `dataset` (or `num_classes`) as the original."""
@@ -156,7 +156,7 @@ class Debugger(Debugger3D):
         n = len(color_list)
         colors = color_list.astype(np.uint8)
         self.colors = colors.reshape(n, 1, 1, 3)
-        if self.theme == 'white':
+        if self.theme == "white":
             # The reversed flat palette (so class i gets class 79-i's triple reversed), darkened.
             self.colors = self.colors.reshape(-1)[::-1].reshape(n, 1, 1, 3)
             self.colors = np.clip(self.colors, 0., 0.6 * 255).astype(np.uint8)
@@ -172,24 +172,24 @@ class Debugger(Debugger3D):
         self.down_ratio = down_ratio
 
     # ------------------------------------------------------------------ images
-    def add_img(self, img: np.ndarray, img_id='default', revert_color: bool = False) -> None:
+    def add_img(self, img: np.ndarray, img_id="default", revert_color: bool = False) -> None:
         """Store a copy of `img` under `img_id`."""
         if revert_color:
             img = 255 - img
         self.imgs[img_id] = img.copy()
 
-    def add_mask(self, mask: np.ndarray, bg: np.ndarray, imgId='default', trans: float = 0.8) -> None:
+    def add_mask(self, mask: np.ndarray, bg: np.ndarray, imgId="default", trans: float = 0.8) -> None:
         """Store `bg` with a white overlay of `mask` (values 0..1)."""
         self.imgs[imgId] = (mask.reshape(mask.shape[0], mask.shape[1], 1) * 255 * trans
                             + bg * (1 - trans)).astype(np.uint8)
 
-    def show_img(self, pause: bool = False, imgId='default') -> None:
+    def show_img(self, pause: bool = False, imgId="default") -> None:
         """Show one stored image in a window."""
         self._show_windows({imgId: self.imgs[imgId]}, pause)
 
-    def add_blend_img(self, back: np.ndarray, fore: np.ndarray, img_id='blend', trans: float = 0.7) -> None:
+    def add_blend_img(self, back: np.ndarray, fore: np.ndarray, img_id="blend", trans: float = 0.7) -> None:
         """Store `(1 - trans) * back + trans * fore` (fore resized to back; inverted in the white theme)."""
-        overlay = 255 - fore if self.theme == 'white' else fore
+        overlay = 255 - fore if self.theme == "white" else fore
         # Resized unless its height equals back's height and back's width, the original's test: a non-square
         # overlay of back's size is resized too, to the size it already has.
         if not overlay.shape[0] == back.shape[0] == back.shape[1]:
@@ -204,7 +204,7 @@ class Debugger(Debugger3D):
             output_res = (h * self.down_ratio, w * self.down_ratio)
         heat = img.transpose(1, 2, 0).reshape(h, w, c, 1).astype(np.float32)
         colors = np.asarray(colors, dtype=np.float32).reshape(-1, 3)[:c].reshape(1, 1, c, 3)
-        if self.theme == 'white':
+        if self.theme == "white":
             colors = 255 - colors
         color_map = (heat * colors).max(axis=2).astype(np.uint8)
         # The first entry of output_res is used as the width, as in the original.
@@ -221,14 +221,14 @@ class Debugger(Debugger3D):
     # ------------------------------------------------------------------ 2D drawing
     def _class_color(self, cat: int) -> list[int]:
         c = self.colors[cat % len(self.colors)][0][0].astype(np.int64)
-        if self.theme == 'white':
+        if self.theme == "white":
             c = 255 - c
         return c.tolist()
 
     def _class_name(self, cat: int) -> str:
         return self.names[cat] if 0 <= cat < len(self.names) else str(cat)
 
-    def add_rect(self, rect1, rect2, c, conf: float = 1, img_id='default') -> None:
+    def add_rect(self, rect1, rect2, c, conf: float = 1, img_id="default") -> None:
         """Rectangle from rect1 to rect2; corner circles sized by conf when conf < 1."""
         img = self.imgs[img_id]
         p1, p2 = (int(rect1[0]), int(rect1[1])), (int(rect2[0]), int(rect2[1]))
@@ -238,12 +238,12 @@ class Debugger(Debugger3D):
             for pt in (p1, p2, (p1[0], p2[1]), (p2[0], p1[1])):
                 cv2.circle(img, pt, r, c, 1)
 
-    def add_coco_bbox(self, bbox, cat, conf: float = 1, show_txt: bool = True, img_id='default') -> None:
+    def add_coco_bbox(self, bbox, cat, conf: float = 1, show_txt: bool = True, img_id="default") -> None:
         """Box in the class colour with a `<name><conf:.1f>` label on a filled background."""
         bbox = np.array(bbox, dtype=np.int32)
         cat = int(cat)
         c = self._class_color(cat)
-        txt = f'{self._class_name(cat)}{conf:.1f}'
+        txt = f"{self._class_name(cat)}{conf:.1f}"
         font = cv2.FONT_HERSHEY_SIMPLEX
         cat_size = cv2.getTextSize(txt, font, 0.5, 2)[0]
         x1, y1, x2, y2 = (int(v) for v in bbox[:4])
@@ -253,7 +253,7 @@ class Debugger(Debugger3D):
             cv2.rectangle(img, (x1, y1 - cat_size[1] - 2), (x1 + cat_size[0], y1 - 2), c, -1)
             cv2.putText(img, txt, (x1, y1 - 2), font, 0.5, (0, 0, 0), thickness=1, lineType=cv2.LINE_AA)
 
-    def add_box_rows(self, img: np.ndarray, rows, thresh: float, img_id='default', with_pose: bool = False) -> None:
+    def add_box_rows(self, img: np.ndarray, rows, thresh: float, img_id="default", with_pose: bool = False) -> None:
         """`img` as `img_id` with the boxes of rows [x1, y1, x2, y2, score, ..., class] scoring above `thresh`.
 
         with_pose also draws each kept row's skeleton (columns 5..38, multi_pose rows)."""
@@ -265,7 +265,7 @@ class Debugger(Debugger3D):
                     self.add_coco_hp(row[5:39], img_id=img_id)
 
     def add_ct_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
-                         center_thresh: float = 0.5, img_id='det') -> None:
+                         center_thresh: float = 0.5, img_id="det") -> None:
         """Draw centre points (and optionally boxes) of detections `[x, y, score, ..., w, h, cls]`."""
         self.imgs[img_id] = img.copy()
         if isinstance(dets, dict):
@@ -290,7 +290,7 @@ class Debugger(Debugger3D):
                 bbox = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dtype=np.float32)
                 self.add_coco_bbox(bbox, dets[i, -1], dets[i, 2], img_id=img_id)
 
-    def add_coco_hp(self, points, img_id='default') -> None:
+    def add_coco_hp(self, points, img_id="default") -> None:
         """Joints as filled circles and skeleton edges whose endpoints all lie at positive coordinates."""
         points = np.array(points, dtype=np.int32).reshape(self.num_joints, 2)
         img = self.imgs[img_id]
@@ -303,7 +303,7 @@ class Debugger(Debugger3D):
             cv2.line(img, (int(points[e[0], 0]), int(points[e[0], 1])),
                      (int(points[e[1], 0]), int(points[e[1], 1])), self.ec[j], 2, lineType=cv2.LINE_AA)
 
-    def add_points(self, points, img_id='default') -> None:
+    def add_points(self, points, img_id="default") -> None:
         """Per-class lists of output-map points drawn as white-ringed dots (scaled by down_ratio)."""
         img = self.imgs[img_id]
         for i in range(len(points)):
@@ -321,7 +321,7 @@ class Debugger(Debugger3D):
         if self.out_prefix is not None:
             return self.out_prefix
         Debugger._saved_count += 1
-        return f'{Debugger._saved_count:06d}_'
+        return f"{Debugger._saved_count:06d}_"
 
     def _save_headless(self) -> list[str]:
         if not self.save_headless:
@@ -329,7 +329,7 @@ class Debugger(Debugger3D):
         out_dir = self._headless_dir()
         if out_dir is None:
             if not Debugger._warned_no_dir:
-                print('No display and no output folder: debug images are not shown.')
+                print("No display and no output folder: debug images are not shown.")
                 Debugger._warned_no_dir = True
             return []
         os.makedirs(out_dir, exist_ok=True)
@@ -341,7 +341,7 @@ class Debugger(Debugger3D):
             return False
         try:
             for i, v in imgs.items():
-                cv2.imshow(f'{i}', v)
+                cv2.imshow(f"{i}", v)
             key = cv2.waitKey(0 if pause else 1)
         except cv2.error:
             self.display.mark_unavailable()
@@ -353,7 +353,7 @@ class Debugger(Debugger3D):
     def _show_matplotlib(self) -> None:
         import matplotlib
         if not self.display.available():
-            matplotlib.use('Agg')
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         n = max(len(self.imgs), 1)
         fig = plt.figure(figsize=(n * 10, 10))
@@ -364,13 +364,13 @@ class Debugger(Debugger3D):
                 ax.imshow(cv2.cvtColor(v, cv2.COLOR_BGR2RGB))
             else:
                 ax.imshow(v)
-        if self.display.available() and matplotlib.get_backend().lower() != 'agg':
+        if self.display.available() and matplotlib.get_backend().lower() != "agg":
             plt.show()
         else:
             out_dir = self._headless_dir()
             if out_dir is not None:
                 os.makedirs(out_dir, exist_ok=True)
-                fig.savefig(os.path.join(out_dir, f'{self._next_prefix()}figure.png'))
+                fig.savefig(os.path.join(out_dir, f"{self._next_prefix()}figure.png"))
         plt.close(fig)
 
     def show_all_imgs(self, pause: bool = False, time: int = 0) -> list[str]:
@@ -384,23 +384,23 @@ class Debugger(Debugger3D):
             return []
         return self._save_headless()
 
-    def save_img(self, imgId='default', path: str = './cache/debug/') -> None:
+    def save_img(self, imgId="default", path: str = "./cache/debug/") -> None:
         """Write one stored image to `<path><imgId>.png`."""
-        cv2.imwrite(path + f'{imgId}.png', self.imgs[imgId])
+        cv2.imwrite(path + f"{imgId}.png", self.imgs[imgId])
 
-    def save_all_imgs(self, path: str = './cache/debug/', prefix='', genID: bool = False) -> list[str]:
+    def save_all_imgs(self, path: str = "./cache/debug/", prefix="", genID: bool = False) -> list[str]:
         """Write every stored image to `<path>/<prefix><img_id>.png`; returns the paths."""
         if genID:
-            id_file = os.path.join(path, 'id.txt')
+            id_file = os.path.join(path, "id.txt")
             try:
                 idx = int(np.loadtxt(id_file))
             except (OSError, ValueError):
                 idx = 0
             prefix = idx
-            np.savetxt(id_file, np.ones(1) * (idx + 1), fmt='%d')
+            np.savetxt(id_file, np.ones(1) * (idx + 1), fmt="%d")
         written = []
         for i, v in self.imgs.items():
-            out = path + f'/{prefix}{i}.png'
+            out = path + f"/{prefix}{i}.png"
             cv2.imwrite(out, v)
             written.append(out)
         return written

@@ -49,7 +49,7 @@ class Debugger3D:
         return img
 
     def add_3d_detection(self, image_or_path, dets, calib, show_txt: bool = False,
-                         center_thresh: float = 0.5, img_id='det') -> None:
+                         center_thresh: float = 0.5, img_id="det") -> None:
         """Project and draw 3D boxes (rows `[alpha, x1..y2, h, w, l, X, Y, Z, rot_y, score]`) with depth > 1."""
         if isinstance(image_or_path, np.ndarray):
             img = image_or_path.copy()
@@ -58,7 +58,7 @@ class Debugger3D:
         self.imgs[img_id] = self._draw_3d_boxes(img, dets, calib, center_thresh)
 
     def compose_vis_add(self, img_path, dets, calib, center_thresh: float, pred: np.ndarray, bev,
-                        img_id='out') -> None:
+                        img_id="out") -> None:
         """Image resized to the heatmap, heatmap blended, 3D boxes drawn, bird's-eye image `bev` appended."""
         img = cv2.imread(img_path) if isinstance(img_path, str) else np.asarray(img_path).copy()
         h, w = pred.shape[:2]
@@ -69,7 +69,7 @@ class Debugger3D:
         self.imgs[img_id] = np.concatenate([self.imgs[img_id], self.imgs[bev]], axis=1)
 
     def add_2d_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
-                         center_thresh: float = 0.5, img_id='det') -> None:
+                         center_thresh: float = 0.5, img_id="det") -> None:
         """Draw the 2D boxes (columns 1..4) of ddd result rows scoring above center_thresh."""
         self.imgs[img_id] = img
         for cat in dets:
@@ -95,7 +95,7 @@ class Debugger3D:
     def _blank_bird_view(self) -> np.ndarray:
         return np.full((self.out_size, self.out_size, 3), _BEV_BACKGROUND, dtype=np.uint8)
 
-    def add_bird_view(self, dets, center_thresh: float = 0.3, img_id='bird') -> None:
+    def add_bird_view(self, dets, center_thresh: float = 0.3, img_id="bird") -> None:
         """Bird's-eye view of the predictions' bottom faces (front edge drawn thicker)."""
         bird_view = self._blank_bird_view()
         for cat in dets:
@@ -104,7 +104,7 @@ class Debugger3D:
                     self._bird_box(bird_view, dets[cat][i], _BEV_PRED_COLOR, filled=False)
         self.imgs[img_id] = bird_view
 
-    def add_bird_views(self, dets_dt, dets_gt, center_thresh: float = 0.3, img_id='bird') -> None:
+    def add_bird_views(self, dets_dt, dets_gt, center_thresh: float = 0.3, img_id="bird") -> None:
         """Bird's-eye view with ground truth filled and predictions outlined."""
         bird_view = self._blank_bird_view()
         for dets, color, filled in ((dets_gt, _BEV_GT_COLOR, True), (dets_dt, _BEV_PRED_COLOR, False)):

@@ -32,15 +32,15 @@ class AverageMeter:
 
 def select_device(opt) -> torch.device:
     """Set CUDA_VISIBLE_DEVICES from --gpus and return the device; fail in one line if the GPUs are absent."""
-    gpus_str = getattr(opt, 'gpus_str', ','.join(str(g) for g in opt.gpus))
+    gpus_str = getattr(opt, "gpus_str", ",".join(str(g) for g in opt.gpus))
     if opt.gpus[0] < 0:
-        return torch.device('cpu')
+        return torch.device("cpu")
     # Must happen before CUDA is initialised for the ids to be remapped (as the original does).
-    os.environ['CUDA_VISIBLE_DEVICES'] = gpus_str
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus_str
     if not torch.cuda.is_available():
-        raise UserError(f'--gpus {gpus_str}: no CUDA device available; use --gpus -1 for CPU')
+        raise UserError(f"--gpus {gpus_str}: no CUDA device available; use --gpus -1 for CPU")
     count = torch.cuda.device_count()
     if len(opt.gpus) > count:
-        raise UserError(f'--gpus {gpus_str}: only {count} CUDA device(s) visible; '
-                        f'name at most {count} GPU(s) or use --gpus -1 for CPU')
-    return torch.device('cuda')
+        raise UserError(f"--gpus {gpus_str}: only {count} CUDA device(s) visible; "
+                        f"name at most {count} GPU(s) or use --gpus -1 for CPU")
+    return torch.device("cuda")

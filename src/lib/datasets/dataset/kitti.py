@@ -49,7 +49,7 @@ class KITTI(AnnotatedDataset):
     mean = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 1, 3)
     std = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 1, 3)
     max_objs_default = 50
-    class_name = ['__background__', 'Pedestrian', 'Car', 'Cyclist']
+    class_name = ["__background__", "Pedestrian", "Car", "Cyclist"]
     # json category ids follow convert_kitti_to_coco.py: 1 Pedestrian .. 9 DontCare; negative = ignore region
     cat_ids = {1: 0, 2: 1, 3: 2, 4: -3, 5: -3, 6: -2, 7: -99, 8: -99, 9: -1}
     dataset_name = "kitti"
@@ -64,7 +64,7 @@ class KITTI(AnnotatedDataset):
         super().__init__()
         self.data_dir = os.path.join(opt.data_dir, self.dataset_name)
         if opt.trainval:
-            split = 'trainval' if split == 'train' else 'test'
+            split = "trainval" if split == "train" else "test"
         self.img_dir, self.annot_path = self._paths(opt, split)
         self._init_common(opt, split)
         self.cat_ids = dict(type(self).cat_ids)
@@ -75,18 +75,18 @@ class KITTI(AnnotatedDataset):
 
     def _paths(self, opt, split: str) -> tuple[str, str]:
         """(img_dir, annot_path) of `split` ('trainval' / 'test' when --trainval)."""
-        ann_dir = os.path.join(self.data_dir, 'annotations')
+        ann_dir = os.path.join(self.data_dir, "annotations")
         if opt.trainval:
-            return os.path.join(self.data_dir, 'images', split), os.path.join(ann_dir, f'kitti_{split}.json')
-        if opt.kitti_split not in ('3dop', 'subcnn'):
+            return os.path.join(self.data_dir, "images", split), os.path.join(ann_dir, f"kitti_{split}.json")
+        if opt.kitti_split not in ("3dop", "subcnn"):
             raise UserError(f"--kitti_split {opt.kitti_split} is unknown; choose 3dop or subcnn")
-        img_dir = os.path.join(self.data_dir, 'images', 'trainval')
-        return img_dir, os.path.join(ann_dir, f'kitti_{opt.kitti_split}_{split}.json')
+        img_dir = os.path.join(self.data_dir, "images", "trainval")
+        return img_dir, os.path.join(ann_dir, f"kitti_{opt.kitti_split}_{split}.json")
 
     @property
     def label_dir(self) -> str:
         """Ground-truth KITTI label folder used by run_eval."""
-        return os.path.join(self.data_dir, 'training', 'label_2')
+        return os.path.join(self.data_dir, "training", "label_2")
 
     def convert_eval_format(self, all_bboxes):
         """Nothing to convert: KITTI results are written as label files (as the original, returns None)."""
@@ -94,12 +94,12 @@ class KITTI(AnnotatedDataset):
 
     def save_results(self, results: dict, save_dir: str) -> list[str]:
         """Write <save_dir>/results/<id:06d>.txt for every image id in `results`."""
-        return write_kitti_results(results, os.path.join(save_dir, 'results'), self.class_name)
+        return write_kitti_results(results, os.path.join(save_dir, "results"), self.class_name)
 
     def run_eval(self, results: dict, save_dir: str):
         """Save the result files and print the KITTI evaluation (2D AP, AOS, BEV AP, 3D AP)."""
         self.save_results(results, save_dir)
-        if self.split == 'test' and not self.test_split_labelled:
+        if self.split == "test" and not self.test_split_labelled:
             # --trainval tests on KITTI's test frames, whose labels are not public
             print(f"no ground truth for the test split; results written to {os.path.join(save_dir, 'results')}")
             return None
@@ -109,4 +109,4 @@ class KITTI(AnnotatedDataset):
         # imported on use: numba is slow to load and only evaluation needs it (not training, not loader workers)
         from evaluation.kitti.evaluate import evaluate
 
-        return evaluate(self.label_dir, os.path.join(save_dir, 'results'))
+        return evaluate(self.label_dir, os.path.join(save_dir, "results"))

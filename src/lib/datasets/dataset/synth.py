@@ -17,7 +17,7 @@ class Synth(COCO):
     mean = np.array([0.457, 0.465, 0.478], dtype=np.float32).reshape(1, 1, 3)
     std = np.array([0.192, 0.186, 0.193], dtype=np.float32).reshape(1, 1, 3)
     max_objs_default = 32
-    class_name = ['__background__'] + CLASS_NAMES
+    class_name = ["__background__"] + CLASS_NAMES
     _valid_ids = list(range(1, len(CLASS_NAMES) + 1))
     missing_fix = ("generate it with `make data` or "
                    "`python src/tools/gen_synthetic.py --kind det --out data/synth`")
@@ -26,7 +26,7 @@ class Synth(COCO):
 
     def _paths(self, opt, split: str) -> tuple[str, str, str]:
         # the json carries extreme points too, so exdet reads the same file
-        return synthetic_paths(opt, 'synth', split, split_paths)
+        return synthetic_paths(opt, "synth", split, split_paths)
 
     def _title(self) -> str:
         return "synth"

@@ -16,14 +16,14 @@ class SynthKITTI(KITTI):
                    "(or `make data`)")
 
     def _paths(self, opt, split: str) -> tuple[str, str]:
-        img_dir = os.path.join(self.data_dir, 'training', 'image_2')
-        ann_dir = os.path.join(self.data_dir, 'annotations')
-        kitti_split = opt.kitti_split if opt.kitti_split in ('3dop', 'subcnn') else '3dop'
+        img_dir = os.path.join(self.data_dir, "training", "image_2")
+        ann_dir = os.path.join(self.data_dir, "annotations")
+        kitti_split = opt.kitti_split if opt.kitti_split in ("3dop", "subcnn") else "3dop"
         if opt.trainval:
             # there is no unlabeled test set: --trainval trains on train+val and tests on val
-            if split == 'trainval':
-                return img_dir, os.path.join(ann_dir, 'kitti_trainval.json')
-            return img_dir, os.path.join(ann_dir, f'kitti_{kitti_split}_val.json')
-        if opt.kitti_split not in ('3dop', 'subcnn'):
+            if split == "trainval":
+                return img_dir, os.path.join(ann_dir, "kitti_trainval.json")
+            return img_dir, os.path.join(ann_dir, f"kitti_{kitti_split}_val.json")
+        if opt.kitti_split not in ("3dop", "subcnn"):
             return super()._paths(opt, split)
-        return img_dir, os.path.join(ann_dir, f'kitti_{kitti_split}_{split}.json')
+        return img_dir, os.path.join(ann_dir, f"kitti_{kitti_split}_{split}.json")

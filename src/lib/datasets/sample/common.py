@@ -23,7 +23,7 @@ def read_image(path: str) -> np.ndarray:
 def load_image_and_anns(ds, index: int):
     """(img_id, image path, BGR image, annotations truncated to max_objs) of sample `index`."""
     img_id = ds.images[index]
-    file_name = ds.coco.loadImgs(ids=[img_id])[0]['file_name']
+    file_name = ds.coco.loadImgs(ids=[img_id])[0]["file_name"]
     img_path = os.path.join(ds.img_dir, file_name)
     anns = ds.coco.loadAnns(ids=ds.coco.getAnnIds(imgIds=[img_id]))[:ds.max_objs]
     return img_id, img_path, read_image(img_path), anns
@@ -56,7 +56,7 @@ def mse_sigma(opt, radius: int):
     something sets it; otherwise derive an integer sigma from the object's gaussian radius (the umich
     gaussian's (2r+1)/6, at least 1). Like the original, that sigma is also the dense_wh radius.
     """
-    hm_gauss = getattr(opt, 'hm_gauss', None)
+    hm_gauss = getattr(opt, "hm_gauss", None)
     if hm_gauss is not None and hm_gauss > 0:
         return hm_gauss
     return msra_sigma(radius)

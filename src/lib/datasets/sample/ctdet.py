@@ -13,7 +13,7 @@ from utils.image import (
     get_affine_transform,
 )
 
-__all__ = ['CTDetDataset', 'mse_sigma']
+__all__ = ["CTDetDataset", "mse_sigma"]
 
 
 class CTDetDataset(SampleDataset):
@@ -35,10 +35,10 @@ class CTDetDataset(SampleDataset):
             input_h, input_w = opt.input_h, opt.input_w
 
         flipped = False
-        if self.split == 'train':
+        if self.split == "train":
             img, s, _, flipped = self._train_augment(img, c, s)
         inp = self._network_input(img, c, s, 0, input_w, input_h,
-                                  self.split == 'train' and not opt.no_color_aug)
+                                  self.split == "train" and not opt.no_color_aug)
 
         output_h, output_w = input_h // opt.down_ratio, input_w // opt.down_ratio
         trans_output = get_affine_transform(c, s, 0, [output_w, output_h])
@@ -54,10 +54,10 @@ class CTDetDataset(SampleDataset):
 
         if num_objs > 0:
             # all boxes at once: x1y1x2y2 in float32, flipped, mapped to the output map and clipped
-            boxes = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
+            boxes = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
             bbox = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]],
                             axis=1).astype(np.float32)
-            cls_ids = np.array([int(self.cat_ids[ann['category_id']]) for ann in anns], dtype=np.int64)
+            cls_ids = np.array([int(self.cat_ids[ann["category_id"]]) for ann in anns], dtype=np.int64)
             if flipped:
                 bbox[:, [0, 2]] = width - bbox[:, [2, 0]] - 1
             bbox = affine_transform_pts(bbox.reshape(-1, 2), trans_output).astype(np.float32).reshape(-1, 4)
@@ -101,18 +101,18 @@ class CTDetDataset(SampleDataset):
                         draw_umich_gaussian(hm_any, ct_int[j], radius)
                     draw_dense_reg(dense_wh, hm_any, ct_int[j], wh[k], radius)
 
-        ret = {'input': inp, 'hm': hm, 'reg_mask': reg_mask, 'ind': ind, 'wh': wh}
+        ret = {"input": inp, "hm": hm, "reg_mask": reg_mask, "ind": ind, "wh": wh}
         if opt.dense_wh:
             hm_a = hm.max(axis=0, keepdims=True)
-            ret.update({'dense_wh': dense_wh, 'dense_wh_mask': np.concatenate([hm_a, hm_a], axis=0)})
-            del ret['wh']
+            ret.update({"dense_wh": dense_wh, "dense_wh_mask": np.concatenate([hm_a, hm_a], axis=0)})
+            del ret["wh"]
         elif opt.cat_spec_wh:
-            ret.update({'cat_spec_wh': cat_spec_wh, 'cat_spec_mask': cat_spec_mask})
-            del ret['wh']
+            ret.update({"cat_spec_wh": cat_spec_wh, "cat_spec_mask": cat_spec_mask})
+            del ret["wh"]
         if opt.reg_offset:
-            ret.update({'reg': reg})
-        if opt.debug > 0 or not self.split == 'train':
+            ret.update({"reg": reg})
+        if opt.debug > 0 or not self.split == "train":
             if len(gt_det) == 0:
                 gt_det = np.zeros((1, 6), dtype=np.float32)
-            ret['meta'] = {'c': c, 's': s, 'gt_det': gt_det, 'img_id': img_id}
+            ret["meta"] = {"c": c, "s": s, "gt_det": gt_det, "img_id": img_id}
         return ret

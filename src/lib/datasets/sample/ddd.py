@@ -52,9 +52,9 @@ class DddDataset(SampleDataset):
         return alpha_to_8(alpha)
 
     def _calib(self, img_info: dict) -> np.ndarray:
-        if 'calib' in img_info:
-            return np.array(img_info['calib'], dtype=np.float32)
-        calib = getattr(self, 'calib', None)
+        if "calib" in img_info:
+            return np.array(img_info["calib"], dtype=np.float32)
+        calib = getattr(self, "calib", None)
         if calib is None:
             raise UserError(f"{self.annot_path}: image {img_info.get('id')} has no 'calib' (3x4 P2 matrix); "
                             "regenerate the annotations with src/tools/convert_kitti_to_coco.py")
@@ -64,7 +64,7 @@ class DddDataset(SampleDataset):
         opt = self.opt
         img_id = self.images[index]
         img_info = self.coco.loadImgs(ids=[img_id])[0]
-        img_path = os.path.join(self.img_dir, img_info['file_name'])
+        img_path = os.path.join(self.img_dir, img_info["file_name"])
         img = read_image(img_path)
         calib = self._calib(img_info)
 
@@ -77,7 +77,7 @@ class DddDataset(SampleDataset):
 
         # shift/scale augmentation only for the split named exactly 'train' (not 'trainval')
         aug = False
-        if self.split == 'train' and np.random.random() < opt.aug_ddd:
+        if self.split == "train" and np.random.random() < opt.aug_ddd:
             aug = True
             s = scale_then_shift(c, s, width, height, opt.scale, opt.shift)
         inp = self._network_input(img, c, s, 0, opt.input_w, opt.input_h, augment_color=False)
@@ -101,7 +101,7 @@ class DddDataset(SampleDataset):
         anns = self.coco.loadAnns(ids=self.coco.getAnnIds(imgIds=[img_id]))[:max_objs]
         gt_det = []
         if len(anns) > 0:
-            boxes = np.array([ann['bbox'] for ann in anns], dtype=np.float64).reshape(-1, 4)
+            boxes = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
             bbox = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]],
                             axis=1).astype(np.float32)
             bbox = affine_transform_pts(bbox.reshape(-1, 2), trans_output).astype(np.float32).reshape(-1, 4)
@@ -111,7 +111,7 @@ class DddDataset(SampleDataset):
             ws = bbox[:, 2] - bbox[:, 0]
             cts = np.stack([(bbox[:, 0] + bbox[:, 2]) / 2, (bbox[:, 1] + bbox[:, 3]) / 2], axis=1)
         for k, ann in enumerate(anns):
-            cls_id = int(self.cat_ids[ann['category_id']])
+            cls_id = int(self.cat_ids[ann["category_id"]])
             if cls_id <= -99:
                 continue
             h, w = hs[k], ws[k]
@@ -126,33 +126,33 @@ class DddDataset(SampleDataset):
             self._draw_gaussian(hm[cls_id], ct, radius)
 
             wh[k] = w, h
-            alpha = self._convert_alpha(ann['alpha'])
-            row = [ct[0], ct[1], 1] + self._alpha_to_8(alpha) + [ann['depth']] + list(ann['dim'])
+            alpha = self._convert_alpha(ann["alpha"])
+            row = [ct[0], ct[1], 1] + self._alpha_to_8(alpha) + [ann["depth"]] + list(ann["dim"])
             if opt.reg_bbox:
                 row += [w, h]
             gt_det.append(row + [cls_id])
             bins, res = rotation_bins(alpha)
             rotbin[k] = bins
             rotres[k] = res
-            dep[k] = ann['depth']
-            dim[k] = ann['dim']
+            dep[k] = ann["depth"]
+            dim[k] = ann["dim"]
             ind[k] = ct_int[1] * out_w + ct_int[0]
             reg[k] = ct - ct_int
             # an augmented (shifted / rescaled) image has a wrong depth-to-size relation: no depth / size loss
             reg_mask[k] = 0 if aug else 1
             rot_mask[k] = 1
 
-        ret = {'input': inp, 'hm': hm, 'dep': dep, 'dim': dim, 'ind': ind, 'rotbin': rotbin, 'rotres': rotres,
-               'reg_mask': reg_mask, 'rot_mask': rot_mask}
+        ret = {"input": inp, "hm": hm, "dep": dep, "dim": dim, "ind": ind, "rotbin": rotbin, "rotres": rotres,
+               "reg_mask": reg_mask, "rot_mask": rot_mask}
         if opt.reg_bbox:
-            ret['wh'] = wh
+            ret["wh"] = wh
         if opt.reg_offset:
-            ret['reg'] = reg
-        if opt.debug > 0 or 'train' not in self.split:
+            ret["reg"] = reg
+        if opt.debug > 0 or "train" not in self.split:
             gt_det = (np.array(gt_det, dtype=np.float32) if len(gt_det) > 0
                       else np.zeros((1, 18), dtype=np.float32))
-            ret['meta'] = {'c': c, 's': s, 'gt_det': gt_det, 'calib': calib, 'image_path': img_path,
-                           'img_id': img_id}
+            ret["meta"] = {"c": c, "s": s, "gt_det": gt_det, "calib": calib, "image_path": img_path,
+                           "img_id": img_id}
         return ret
 
     def _draw_gaussian(self, heatmap: np.ndarray, center, radius: int) -> None:

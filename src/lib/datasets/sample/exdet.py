@@ -30,12 +30,12 @@ class EXDetDataset(SampleDataset):
         s = max(height, width) * 1.0
 
         flipped = False
-        if self.split == 'train':
+        if self.split == "train":
             # unlike ctdet: scale before shift, the shift is relative to the image size, and (as the
             # original) a flip mirrors the image but not the crop centre
             img, s, _, flipped = self._train_augment(img, c, s, shift_by_image=True, flip_centre=False)
         inp = self._network_input(img, c, s, 0, opt.input_res, opt.input_res,
-                                  self.split == 'train' and not opt.no_color_aug)
+                                  self.split == "train" and not opt.no_color_aug)
 
         output_res = opt.output_res
         num_classes = opt.num_classes
@@ -49,8 +49,8 @@ class EXDetDataset(SampleDataset):
         reg_mask = np.zeros((self.max_objs), dtype=np.uint8)
 
         if len(anns) > 0:
-            pts = np.array([ann['extreme_points'] for ann in anns], dtype=np.float32).reshape(-1, 4, 2)
-            cls_ids = np.array([int(self.cat_ids[ann['category_id']]) for ann in anns], dtype=np.int64)
+            pts = np.array([ann["extreme_points"] for ann in anns], dtype=np.float32).reshape(-1, 4, 2)
+            cls_ids = np.array([int(self.cat_ids[ann["category_id"]]) for ann in anns], dtype=np.int64)
             if flipped:
                 pts[:, :, 0] = width - pts[:, :, 0] - 1
                 pts = pts[:, [0, 3, 2, 1]]  # left and right swap sides
@@ -81,9 +81,9 @@ class EXDetDataset(SampleDataset):
                         draw_umich_gaussian(hms[p, hm_id], pt_int[j, p], radius)
                     draw_umich_gaussian(hm_c[cls_id], ct, radius)
 
-        ret = {'input': inp, 'hm_t': hms[0], 'hm_l': hms[1], 'hm_b': hms[2], 'hm_r': hms[3], 'hm_c': hm_c}
+        ret = {"input": inp, "hm_t": hms[0], "hm_l": hms[1], "hm_b": hms[2], "hm_r": hms[3], "hm_c": hm_c}
         if opt.reg_offset:
-            ret.update({'reg_mask': reg_mask,
-                        'reg_t': regs[0], 'reg_l': regs[1], 'reg_b': regs[2], 'reg_r': regs[3],
-                        'ind_t': inds[0], 'ind_l': inds[1], 'ind_b': inds[2], 'ind_r': inds[3]})
+            ret.update({"reg_mask": reg_mask,
+                        "reg_t": regs[0], "reg_l": regs[1], "reg_b": regs[2], "reg_r": regs[3],
+                        "ind_t": inds[0], "ind_l": inds[1], "ind_b": inds[2], "ind_r": inds[3]})
         return ret

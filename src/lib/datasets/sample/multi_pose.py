@@ -16,7 +16,7 @@ from utils.image import (
     get_affine_transform,
 )
 
-__all__ = ['MultiPoseDataset', 'dense_radius', 'mse_sigma']
+__all__ = ["MultiPoseDataset", "dense_radius", "mse_sigma"]
 
 
 def dense_radius(opt, radius: int) -> int:

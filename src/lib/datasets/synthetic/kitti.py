@@ -30,10 +30,10 @@ KITTI_SIZE = (1242, 375)
 CAMERA_HEIGHT = 1.65
 # class -> (probability, mean h, w, l in metres, spread of h, w, l, base BGR colour)
 CLASSES = {
-    'Car': (0.55, (1.53, 1.63, 3.88), (0.10, 0.08, 0.30), (170, 90, 40)),
-    'Pedestrian': (0.2, (1.76, 0.66, 0.84), (0.10, 0.08, 0.15), (60, 60, 200)),
-    'Cyclist': (0.17, (1.74, 0.60, 1.76), (0.10, 0.08, 0.15), (60, 170, 60)),
-    'Van': (0.08, (2.20, 1.90, 5.00), (0.15, 0.10, 0.40), (150, 150, 150)),
+    "Car": (0.55, (1.53, 1.63, 3.88), (0.10, 0.08, 0.30), (170, 90, 40)),
+    "Pedestrian": (0.2, (1.76, 0.66, 0.84), (0.10, 0.08, 0.15), (60, 60, 200)),
+    "Cyclist": (0.17, (1.74, 0.60, 1.76), (0.10, 0.08, 0.15), (60, 170, 60)),
+    "Van": (0.08, (2.20, 1.90, 5.00), (0.15, 0.10, 0.40), (150, 150, 150)),
 }
 # the six faces of compute_box_3d's corner order and their outward normals in the object frame
 FACES = (((0, 1, 5, 4), (1., 0., 0.)), ((2, 3, 7, 6), (-1., 0., 0.)), ((1, 2, 6, 5), (0., 0., -1.)),
@@ -87,13 +87,13 @@ def _sample_object(rng: np.random.Generator, cls: str, p2: np.ndarray, size: tup
     y = CAMERA_HEIGHT + rng.normal(0, 0.05)
     rot_y = rng.uniform(-np.pi, np.pi)
     jitter = rng.uniform(-35, 35, 3)
-    return {'type': cls, 'dim': dim, 'loc': np.array([x, y, z]), 'rot_y': _wrap(rot_y),
-            'colour': np.clip(np.array(colour) + jitter, 20, 235)}
+    return {"type": cls, "dim": dim, "loc": np.array([x, y, z]), "rot_y": _wrap(rot_y),
+            "colour": np.clip(np.array(colour) + jitter, 20, 235)}
 
 
 def _project(obj: dict, p2: np.ndarray, size: tuple[int, int]):
     """Projected corners, the unclipped and the clipped 2D box (None when unusable)."""
-    corners = compute_box_3d(obj['dim'], obj['loc'], obj['rot_y']).astype(np.float64)
+    corners = compute_box_3d(obj["dim"], obj["loc"], obj["rot_y"]).astype(np.float64)
     if corners[:, 2].min() < 0.5:
         return None
     uv = project_to_image(corners, p2)
@@ -109,27 +109,27 @@ def _project(obj: dict, p2: np.ndarray, size: tuple[int, int]):
 
 def _separate(obj: dict, placed: list[dict]) -> bool:
     """True when obj's footprint circle keeps clear of every placed object's."""
-    r = 0.5 * np.hypot(obj['dim'][1], obj['dim'][2])
+    r = 0.5 * np.hypot(obj["dim"][1], obj["dim"][2])
     for o in placed:
-        ro = 0.5 * np.hypot(o['dim'][1], o['dim'][2])
-        if np.hypot(*(obj['loc'][[0, 2]] - o['loc'][[0, 2]])) < r + ro + 0.3:
+        ro = 0.5 * np.hypot(o["dim"][1], o["dim"][2])
+        if np.hypot(*(obj["loc"][[0, 2]] - o["loc"][[0, 2]])) < r + ro + 0.3:
             return False
     return True
 
 
 def _draw_box(img: np.ndarray, obj: dict) -> None:
     """Visible faces filled with orientation shading; the front (+x, heading) face tinted."""
-    rot = obj['rot_y']
+    rot = obj["rot_y"]
     c, s = np.cos(rot), np.sin(rot)
     r = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    corners, uv = obj['corners'], obj['uv']
+    corners, uv = obj["corners"], obj["uv"]
     for k, (idx, normal) in enumerate(FACES):
         n = r @ np.array(normal)
         centre = corners[list(idx)].mean(axis=0)
         if n @ centre >= 0:  # facing away from the camera at the origin
             continue
         shade = 0.45 + 0.55 * max(0., float(-n @ LIGHT))
-        colour = obj['colour'] * shade
+        colour = obj["colour"] * shade
         if k == 0:
             colour = 0.5 * colour + 0.5 * np.array([90, 220, 240])
         poly = np.round(uv[list(idx)] * 16).astype(np.int32)
@@ -141,12 +141,12 @@ def _draw_box(img: np.ndarray, obj: dict) -> None:
 def _occlusion_levels(objs: list[dict], size: tuple[int, int]) -> None:
     """KITTI occlusion level (0..3) of each object from the share of its box hidden by nearer ones."""
     cover = np.zeros((size[1], size[0]), np.bool_)
-    for o in sorted(objs, key=lambda o: o['loc'][2]):
-        x1, y1, x2, y2 = (int(round(v)) for v in o['box'])
+    for o in sorted(objs, key=lambda o: o["loc"][2]):
+        x1, y1, x2, y2 = (int(round(v)) for v in o["box"])
         region = cover[y1:y2 + 1, x1:x2 + 1]
         frac = float(region.mean()) if region.size else 0.
-        o['occluded'] = 0 if frac < 0.1 else 1 if frac < 0.4 else 2 if frac < 0.8 else 3
-        poly = np.round(o['uv']).astype(np.int32)
+        o["occluded"] = 0 if frac < 0.1 else 1 if frac < 0.4 else 2 if frac < 0.8 else 3
+        poly = np.round(o["uv"]).astype(np.int32)
         mask = np.zeros_like(cover, np.uint8)
         cv2.fillConvexPoly(mask, cv2.convexHull(poly), 1)
         cover |= mask.astype(np.bool_)
@@ -154,13 +154,13 @@ def _occlusion_levels(objs: list[dict], size: tuple[int, int]) -> None:
 
 def label_line(o: dict) -> str:
     """KITTI label line of one object (values with 2 decimals)."""
-    if o['type'] == 'DontCare':
-        x1, y1, x2, y2 = o['box']
+    if o["type"] == "DontCare":
+        x1, y1, x2, y2 = o["box"]
         return f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10"
-    h, w, l = o['dim']
-    x, y, z = o['loc']
-    alpha = _wrap(o['rot_y'] - np.arctan2(x, z))
-    vals = [o['trunc'], o['occluded'], alpha, *o['box'], h, w, l, x, y, z, o['rot_y']]
+    h, w, l = o["dim"]
+    x, y, z = o["loc"]
+    alpha = _wrap(o["rot_y"] - np.arctan2(x, z))
+    vals = [o["trunc"], o["occluded"], alpha, *o["box"], h, w, l, x, y, z, o["rot_y"]]
     return f"{o['type']} {vals[0]:.2f} {int(vals[1])} " + " ".join(f"{v:.2f}" for v in vals[2:])
 
 
@@ -179,35 +179,35 @@ def render_frame(rng: np.random.Generator, p2: np.ndarray, size: tuple[int, int]
         proj = _project(obj, p2, size) if _separate(obj, objs) else None
         if proj is None or proj[3] > 0.7:
             continue
-        obj['uv'], obj['corners'], obj['box'], obj['trunc'] = proj
+        obj["uv"], obj["corners"], obj["box"], obj["trunc"] = proj
         objs.append(obj)
     dontcare = []
     if rng.random() < 0.3:
-        far = _sample_object(rng, 'Car', p2, size, (55., 75.))
+        far = _sample_object(rng, "Car", p2, size, (55., 75.))
         proj = _project(far, p2, size) if _separate(far, objs) else None
         if proj is not None:
-            far['uv'], far['corners'], far['box'], far['trunc'] = proj
+            far["uv"], far["corners"], far["box"], far["trunc"] = proj
             dontcare.append(far)
-    for o in sorted(objs + dontcare, key=lambda o: -o['loc'][2]):
+    for o in sorted(objs + dontcare, key=lambda o: -o["loc"][2]):
         _draw_box(img, o)
     _occlusion_levels(objs, size)
     lines = [label_line(o) for o in objs]
-    lines += [label_line({'type': 'DontCare', 'box': o['box']}) for o in dontcare]
+    lines += [label_line({"type": "DontCare", "box": o["box"]}) for o in dontcare]
     return img, lines
 
 
 def calib_text(p2: np.ndarray) -> str:
     """A KITTI calib file whose third line is P2 (P0, P1, P3 share its intrinsics, with stereo offsets)."""
     mats = {}
-    for name, tx in (('P0', 0.), ('P1', -0.537 * p2[0, 0]), ('P2', p2[0, 3]), ('P3', -0.47 * p2[0, 0])):
+    for name, tx in (("P0", 0.), ("P1", -0.537 * p2[0, 0]), ("P2", p2[0, 3]), ("P3", -0.47 * p2[0, 0])):
         m = p2.copy()
         m[0, 3] = tx
-        if name in ('P0', 'P1'):
+        if name in ("P0", "P1"):
             m[1, 3] = m[2, 3] = 0.
         mats[name] = m.reshape(-1)
-    mats['R0_rect'] = np.eye(3).reshape(-1)
-    mats['Tr_velo_to_cam'] = np.array([[0., -1., 0., 0.], [0., 0., -1., -0.08], [1., 0., 0., -0.27]]).reshape(-1)
-    mats['Tr_imu_to_velo'] = np.array([[1., 0., 0., -0.81], [0., 1., 0., 0.32], [0., 0., 1., -0.80]]).reshape(-1)
+    mats["R0_rect"] = np.eye(3).reshape(-1)
+    mats["Tr_velo_to_cam"] = np.array([[0., -1., 0., 0.], [0., 0., -1., -0.08], [1., 0., 0., -0.27]]).reshape(-1)
+    mats["Tr_imu_to_velo"] = np.array([[1., 0., 0., -0.81], [0., 1., 0., 0.32], [0., 0., 1., -0.80]]).reshape(-1)
     return "".join(f"{k}: " + " ".join(f"{v:.12e}" for v in m) + "\n" for k, m in mats.items())
 
 
@@ -215,27 +215,27 @@ def generate(out_dir: str, n_train: int = 600, n_val: int = 100, seed: int = 0, 
              verbose: bool = False) -> dict:
     """Write the synthetic KITTI set (frames 0..n_train-1 train, then n_val val); returns the main paths."""
     p2, size = scaled_calib(scale)
-    training = os.path.join(out_dir, 'training')
-    dirs = {k: os.path.join(training, k) for k in ('image_2', 'label_2', 'calib')}
+    training = os.path.join(out_dir, "training")
+    dirs = {k: os.path.join(training, k) for k in ("image_2", "label_2", "calib")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
-    ids = {'train': list(range(n_train)), 'val': list(range(n_train, n_train + n_val))}
-    for i in ids['train'] + ids['val']:
+    ids = {"train": list(range(n_train)), "val": list(range(n_train, n_train + n_val))}
+    for i in ids["train"] + ids["val"]:
         rng = np.random.default_rng([seed, i])
         img, lines = render_frame(rng, p2, size)
-        name = f'{i:06d}'
-        cv2.imwrite(os.path.join(dirs['image_2'], name + '.png'), img)
-        with open(os.path.join(dirs['label_2'], name + '.txt'), 'w') as f:
+        name = f"{i:06d}"
+        cv2.imwrite(os.path.join(dirs["image_2"], name + ".png"), img)
+        with open(os.path.join(dirs["label_2"], name + ".txt"), "w") as f:
             f.write("".join(ln + "\n" for ln in lines))
-        with open(os.path.join(dirs['calib'], name + '.txt'), 'w') as f:
+        with open(os.path.join(dirs["calib"], name + ".txt"), "w") as f:
             f.write(calib_text(p2))
-    ids['trainval'] = ids['train'] + ids['val']
-    for split in ('3dop', 'subcnn'):
-        set_dir = os.path.join(out_dir, f'ImageSets_{split}')
+    ids["trainval"] = ids["train"] + ids["val"]
+    for split in ("3dop", "subcnn"):
+        set_dir = os.path.join(out_dir, f"ImageSets_{split}")
         os.makedirs(set_dir, exist_ok=True)
         for name, frame_ids in ids.items():
-            with open(os.path.join(set_dir, f'{name}.txt'), 'w') as f:
-                f.write("".join(f'{i:06d}\n' for i in frame_ids))
-    written = kitti_to_coco.convert(out_dir, splits=('3dop', 'subcnn'), sets=('train', 'val'), verbose=verbose)
-    written += kitti_to_coco.convert(out_dir, splits=('3dop',), sets=('trainval',), verbose=verbose)
-    return {'images': dirs['image_2'], 'labels': dirs['label_2'], 'calib': dirs['calib'], 'annotations': written}
+            with open(os.path.join(set_dir, f"{name}.txt"), "w") as f:
+                f.write("".join(f"{i:06d}\n" for i in frame_ids))
+    written = kitti_to_coco.convert(out_dir, splits=("3dop", "subcnn"), sets=("train", "val"), verbose=verbose)
+    written += kitti_to_coco.convert(out_dir, splits=("3dop",), sets=("trainval",), verbose=verbose)
+    return {"images": dirs["image_2"], "labels": dirs["label_2"], "calib": dirs["calib"], "annotations": written}
