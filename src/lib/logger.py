@@ -109,3 +109,22 @@ class Logger:
         """Log a scalar to TensorBoard when tensorboardX is available."""
         if USE_TENSORBOARD:
             self.writer.add_scalar(tag, value, step)
+
+
+class NullLogger:
+    """A Logger that writes nothing: the stand-in of the torchrun processes other than rank 0."""
+
+    def write(self, txt: str) -> None:
+        """Drop `txt`."""
+
+    def scalar_summary(self, tag: str, value: float, step: int) -> None:
+        """Drop the scalar."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def __enter__(self) -> NullLogger:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        pass

@@ -66,6 +66,8 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--num_workers", type=int, default=4, help="data loader worker processes")
         _flag(g, "--not_cuda_benchmark", "do not let cuDNN pick algorithms by benchmarking")
         g.add_argument("--seed", type=int, default=317, help="torch random seed")
+        g.add_argument("--dist_timeout", type=float, default=30,
+                       help="under torchrun: minutes a collective waits for the other processes")
 
         g = p.add_argument_group("log")
         g.add_argument("--print_iter", type=int, default=0,

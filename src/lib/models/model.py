@@ -59,8 +59,8 @@ def create_model(arch: str, heads: Mapping[str, int], head_conv: int, pretrained
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The raw network inside a (possibly nested) DataParallel wrapper."""
-    while isinstance(model, nn.DataParallel):
+    """The raw network inside (possibly nested) DataParallel / DistributedDataParallel wrappers."""
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         model = model.module
     return model
 
@@ -281,7 +281,7 @@ def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimiz
 
 
 def save_model(path: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Write {'epoch', 'state_dict'[, 'optimizer']} atomically; DataParallel wrappers are unwrapped."""
+    """Write {'epoch', 'state_dict'[, 'optimizer']} atomically; (Distributed)DataParallel is unwrapped."""
     data = {"epoch": epoch, "state_dict": _unwrap(model).state_dict()}
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict()

@@ -6,6 +6,7 @@ import time
 import torch
 from progress.bar import Bar
 
+from utils import distributed
 from utils.utils import AverageMeter
 
 
@@ -45,8 +46,19 @@ class BaseTrainer:
         self.model_with_loss = ModelWithLoss(model, self.loss)
 
     def set_device(self, gpus: list[int], chunk_sizes: list[int], device) -> None:
-        """Move the model (wrapped for several GPUs) and the optimizer state to `device`."""
-        if len(gpus) > 1:
+        """Move the model (wrapped for several GPUs) and the optimizer state to `device`.
+
+        Under torchrun each process drives one device and the model is wrapped in DistributedDataParallel.
+        """
+        if distributed.is_enabled():
+            self.model_with_loss = self.model_with_loss.to(device)
+            if torch.device(device).type == "cpu":
+                self.model_with_loss.to(memory_format=torch.channels_last)
+                self.model_with_loss.memory_format = torch.channels_last
+            # DDP copies rank 0's weights to every rank here, so all ranks start from the same model
+            self.model_with_loss = torch.nn.parallel.DistributedDataParallel(
+                self.model_with_loss, device_ids=[device.index] if torch.device(device).type == "cuda" else None)
+        elif len(gpus) > 1:
             if len(set(chunk_sizes)) > 1:
                 from models.data_parallel import DataParallel
                 self.model_with_loss = DataParallel(
@@ -81,7 +93,8 @@ class BaseTrainer:
         if phase == "train":
             model_with_loss.train()
         else:
-            if len(opt.gpus) > 1 and hasattr(model_with_loss, "module"):
+            # evaluation needs no gradient synchronisation: run the bare module (on this rank's shard under DDP)
+            if isinstance(model_with_loss, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
                 model_with_loss = model_with_loss.module
             model_with_loss.eval()
             if torch.cuda.is_available():
@@ -91,7 +104,8 @@ class BaseTrainer:
         data_time, batch_time = AverageMeter(), AverageMeter()
         avg_loss_stats = {name: AverageMeter() for name in self.loss_stats}
         num_iters = len(data_loader) if opt.num_iters < 0 else opt.num_iters
-        bar = Bar(f"{opt.task}/{opt.exp_id}", max=num_iters)
+        # file None: the bar of a torchrun rank other than 0 keeps its clock but draws nothing
+        bar = Bar(f"{opt.task}/{opt.exp_id}", max=num_iters, **({} if distributed.is_main() else {"file": None}))
         tick = time.time()
         # The loader comes first in zip: like the reference loop, it draws one batch past num_iters before
         # stopping, so the random state after an epoch (augmentation with num_workers 0) is the same.
@@ -114,7 +128,7 @@ class BaseTrainer:
                 bar.next()
             elif iter_id % opt.print_iter == 0:
                 print(f"{opt.task}/{opt.exp_id}| {bar.suffix}", flush=True)
-            if opt.debug > 0:
+            if opt.debug > 0 and distributed.is_main():
                 self.debug(batch, output, iter_id)
             if opt.test:
                 self.save_result(output, batch, results)
@@ -123,6 +137,17 @@ class BaseTrainer:
 
         bar.finish()
         averages = {name: meter.avg for name, meter in avg_loss_stats.items()}
+        if distributed.is_enabled():
+            if phase == "train":
+                # the last step left each rank with the batch-norm statistics of its own shard: validate and
+                # save rank 0's on every rank
+                distributed.broadcast_buffers(model_with_loss)
+            # weighted by samples: the validation shards of the ranks may differ by one image
+            samples = next(iter(avg_loss_stats.values())).count if avg_loss_stats else 0
+            averages = distributed.all_reduce_mean(averages, weight=samples)
+            if opt.test:
+                parts = distributed.gather_objects(results)
+                results = distributed.interleave(parts) if parts is not None else {}
         averages["time"] = bar.elapsed_td.total_seconds() / 60.0
         return averages, results
 
