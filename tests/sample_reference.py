@@ -17,9 +17,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from datasets.sample.ctdet import mse_sigma as ctdet_mse_sigma
+from datasets.sample.common import mse_sigma as ctdet_mse_sigma
+from datasets.sample.common import mse_sigma as pose_mse_sigma
 from datasets.sample.multi_pose import dense_radius
-from datasets.sample.multi_pose import mse_sigma as pose_mse_sigma
 from utils.image import (
     affine_transform,
     brightness_,

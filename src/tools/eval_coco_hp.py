@@ -5,8 +5,8 @@ import argparse
 import os
 
 import _init_paths  # noqa: F401
-from datasets.dataset.coco import load_coco_api
 from datasets.dataset.coco_hp import coco_eval_hp
+from datasets.dataset.common import load_coco_api
 from utils.errors import UserError, run_cli
 
 DEFAULT_ANNOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data", "coco", "annotations",

@@ -7,16 +7,10 @@ import numpy as np
 import pycocotools.coco as coco
 
 from datasets.dataset.common import (
-    EIG_VAL,
-    EIG_VEC,
     AnnotatedDataset,
     _to_float,
-    check_dataset_files,
-    load_coco_api,
     run_coco_eval,
 )
-
-__all__ = ["COCO", "EIG_VAL", "EIG_VEC", "check_dataset_files", "load_coco_api", "run_coco_bbox_eval"]
 
 
 def run_coco_bbox_eval(coco_gt: coco.COCO, result_json: str):

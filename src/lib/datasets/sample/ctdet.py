@@ -13,8 +13,6 @@ from utils.image import (
     get_affine_transform,
 )
 
-__all__ = ["CTDetDataset", "mse_sigma"]
-
 
 class CTDetDataset(SampleDataset):
     """Sample half of a ctdet dataset class: combined with COCO / PascalVOC / ... by get_dataset."""

@@ -16,8 +16,6 @@ from utils.image import (
     get_affine_transform,
 )
 
-__all__ = ["MultiPoseDataset", "dense_radius", "mse_sigma"]
-
 
 def dense_radius(opt, radius: int) -> int:
     """Radius of the dense joint-offset disc: the original uses opt.hm_gauss with --mse_loss."""

@@ -7,18 +7,13 @@ from torch import nn
 
 from models.networks.common import add_heads, fill_up_weights, load_imagenet
 from models.networks.msra_resnet import (
-    BasicBlock,
-    Bottleneck,
     PoseResNetBase,
     build_pose_resnet,
     model_urls,
-    resnet_spec,
 )
 from models.networks.pose_dla_dcn import dcn3x3
 
 BN_MOMENTUM = 0.1
-
-__all__ = ["BasicBlock", "Bottleneck", "PoseResNet", "get_pose_net", "model_urls", "resnet_spec"]
 
 
 class PoseResNet(PoseResNetBase):
