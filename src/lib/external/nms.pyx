@@ -104,6 +104,8 @@ cdef Py_ssize_t _soft_nms_core(float[:, :] boxes, float sigma, float Nt, float t
     cdef Py_ssize_t i, row, k
     cdef float ov = 0, decay
     cdef float sums[6]
+    for k in range(6):  # only MODE_MERGE reads them, after _merge_start; zeroed so no path reads garbage
+        sums[k] = 0
 
     for i in range(boxes.shape[0]):  # the original bound, although `live` shrinks (later rows are then left alone)
         _swap_cols(boxes, i, _first_max(boxes, i, live), 0, carried)
@@ -134,22 +136,24 @@ def _check(boxes, int min_cols):
         raise ValueError(f"boxes must be an N x >={min_cols} float32 array, got shape {boxes.shape}")
 
 
-def soft_nms(float[:, :] boxes, float sigma=0.5, float Nt=0.3, float threshold=0.001, unsigned int method=0):
-    """Soft-NMS in place (method 0 hard, 1 linear, 2 gaussian); returns the kept row indices."""
-    _check(np.asarray(boxes), 5)
+cdef list _run_soft_nms(float[:, :] boxes, float sigma, float Nt, float threshold, unsigned int method, int mode,
+                        float weight_exp, int min_cols):
+    """Check the rows, run the shared loop without the GIL and return the kept row indices (rows 0..n-1)."""
+    _check(np.asarray(boxes), min_cols)
     cdef Py_ssize_t n
     with nogil:
-        n = _soft_nms_core(boxes, sigma, Nt, threshold, method, MODE_PLAIN, 0)
+        n = _soft_nms_core(boxes, sigma, Nt, threshold, method, mode, weight_exp)
     return list(range(n))
+
+
+def soft_nms(float[:, :] boxes, float sigma=0.5, float Nt=0.3, float threshold=0.001, unsigned int method=0):
+    """Soft-NMS in place (method 0 hard, 1 linear, 2 gaussian); returns the kept row indices."""
+    return _run_soft_nms(boxes, sigma, Nt, threshold, method, MODE_PLAIN, 0, 5)
 
 
 def soft_nms_39(float[:, :] boxes, float sigma=0.5, float Nt=0.3, float threshold=0.001, unsigned int method=0):
     """soft_nms for pose rows (box, score, keypoints...): the extra columns travel with their row."""
-    _check(np.asarray(boxes), 5)
-    cdef Py_ssize_t n
-    with nogil:
-        n = _soft_nms_core(boxes, sigma, Nt, threshold, method, MODE_CARRY, 0)
-    return list(range(n))
+    return _run_soft_nms(boxes, sigma, Nt, threshold, method, MODE_CARRY, 0, 5)
 
 
 def soft_nms_merge(float[:, :] boxes, float sigma=0.5, float Nt=0.3, float threshold=0.001,
@@ -159,11 +163,7 @@ def soft_nms_merge(float[:, :] boxes, float sigma=0.5, float Nt=0.3, float thres
     Column 5 weighs the top-left corner, column 6 the bottom-right one; suppressed boxes count with
     weight (1 - decay) ** weight_exp.
     """
-    _check(np.asarray(boxes), 7)
-    cdef Py_ssize_t n
-    with nogil:
-        n = _soft_nms_core(boxes, sigma, Nt, threshold, method, MODE_MERGE, weight_exp)
-    return list(range(n))
+    return _run_soft_nms(boxes, sigma, Nt, threshold, method, MODE_MERGE, weight_exp, 7)
 
 
 def nms(dets, thresh):
