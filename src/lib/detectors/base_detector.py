@@ -63,6 +63,11 @@ class BaseDetector:
         if self.opt.device.type == "cuda":
             torch.cuda.synchronize()
 
+    def _network_output(self, images: torch.Tensor) -> dict:
+        """The last stack's raw outputs for `images`; queued work is awaited first so the forward is timed alone."""
+        self._sync()
+        return self.model(images)[-1]
+
     def pre_process(self, image: np.ndarray, scale: float, meta=None) -> tuple[torch.Tensor, dict]:
         """Resize by `scale`, warp to the network input (fixed size or padded original), normalise, CHW."""
         opt = self.opt

@@ -55,8 +55,7 @@ class DddDetector(BaseDetector):
         """Forward, sigmoid the heatmap, map depth to metres and decode the top K centres."""
         opt = self.opt
         with torch.no_grad():
-            self._sync()
-            output = self.model(images)[-1]
+            output = self._network_output(images)
             output["hm"] = output["hm"].sigmoid_()
             output["dep"] = depth_from_output(output["dep"])
             wh = output["wh"] if opt.reg_bbox else None

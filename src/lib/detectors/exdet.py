@@ -45,8 +45,7 @@ class ExdetDetector(BaseDetector):
         """Forward, sigmoid the five heatmaps and group extreme points (each batch item separately)."""
         opt = self.opt
         with torch.no_grad():
-            self._sync()
-            output = self.model(images)[-1]
+            output = self._network_output(images)
             heats = [output[f"hm_{p}"].sigmoid_() for p in "tlbrc"]
             self._sync()
             forward_time = time.time()

@@ -25,8 +25,7 @@ class MultiPoseDetector(BaseDetector):
         """Run the network, merge the flipped copy if any, and decode up to K people."""
         opt = self.opt
         with torch.no_grad():
-            self._sync()
-            output = self.model(images)[-1]
+            output = self._network_output(images)
             output["hm"] = output["hm"].sigmoid_()
             if opt.hm_hp and not opt.mse_loss:
                 output["hm_hp"] = output["hm_hp"].sigmoid_()
