@@ -24,7 +24,7 @@ DEMO_TEST   ?= --flip_test --test_scales 1,1.25
 SYNTH_ARGS  ?= --train 800 --val 100 --seed 0
 SYNTH_JSON  := data/synth/annotations/instances_val.json
 
-.PHONY: setup demo test lint data clean-build
+.PHONY: setup demo test lint data clean-build gpu-check
 
 setup: $(STAMP_REQ) $(STAMP_NMS) $(STAMP_DCN)
 
@@ -71,3 +71,7 @@ lint: setup
 clean-build:
 	rm -rf $(DCN_DIR)/build $(NMS_DIR)/build $(STAMP_NMS) $(STAMP_DCN)
 	find src -name '*.so' -delete
+
+# on a GPU machine: every CUDA path in under 8 minutes, report in exp/gpu_check/report.md (see the script)
+gpu-check: setup
+	VENV=$(VENV) TORCH_SPEC=$(TORCH_SPEC) bash src/tools/gpu_check.sh
