@@ -68,6 +68,25 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--seed", type=int, default=317, help="torch random seed")
         g.add_argument("--dist_timeout", type=float, default=30,
                        help="under torchrun: minutes a collective waits for the other processes")
+        g.add_argument("--amp", default="", choices=["", "fp16", "bf16"],
+                       help="mixed precision for training and inference: fp16 (CUDA) or bf16 (CUDA, CPU); "
+                            "default off (float32)")
+        _flag(g, "--sync_bn", "training on several GPUs: synchronise batch-norm statistics across them")
+        g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino"],
+                       help="runtime for an exported --load_model model.onnx (test.py, demo.py)")
+
+        g = p.add_argument_group("custom dataset (--dataset custom)")
+        g.add_argument("--custom_dataset_img_path", default="", help="folder of the training images")
+        g.add_argument("--custom_dataset_ann_path", default="", help="COCO-format json of the training split")
+        g.add_argument("--custom_dataset_val_ann_path", default="", help="COCO-format json of the val split")
+        g.add_argument("--custom_dataset_val_img_path", default="",
+                       help="folder of the val images (default: the training image folder)")
+        g.add_argument("--num_classes", type=int, default=-1, help="number of classes (default: from the json)")
+        g.add_argument("--flip_idx", default="",
+                       help="multi_pose: keypoint pairs swapped by a flip, e.g. 1-2,3-4 (default: from "
+                            "left_/right_ names)")
+        g.add_argument("--kpt_sigmas", default="",
+                       help="multi_pose: comma-separated COCO OKS sigmas per keypoint (default: uniform)")
 
         g = p.add_argument_group("log")
         g.add_argument("--print_iter", type=int, default=0,
@@ -132,6 +151,12 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--dim_weight", type=float, default=1, help="weight of the 3D size loss")
         g.add_argument("--rot_weight", type=float, default=1, help="weight of the orientation loss")
         g.add_argument("--peak_thresh", type=float, default=0.2, help="ddd: score threshold of the detector")
+        g.add_argument("--focal_loss", default="original", choices=["original", "logsigmoid"],
+                       help="heat-map focal loss: the original's clamped sigmoid, or computed from logits "
+                            "with logsigmoid (stable in any precision)")
+        g.add_argument("--gaussian", default="original", choices=["original", "ttfnet"],
+                       help="heat-map targets: the original's radius formula, or TTFNet's elliptical "
+                            "Gaussians (sigma from box width and height, alpha 0.54)")
 
         g = p.add_argument_group("task")
         _flag(g, "--norm_wh", "ctdet: size loss on pred / gt")
