@@ -13,8 +13,10 @@ from datasets.dataset_factory import get_dataset
 from logger import Logger, NullLogger
 from models.model import checkpoint_options, create_model, load_weights, resume_training, save_model
 from opts import opts
+from trains.optim import build_optimizer
 from trains.train_factory import train_factory
 from utils import distributed
+from utils.amp import check_amp, grad_scaler, resolve_amp
 from utils.errors import UserError, run_cli, warn
 from utils.experiment import hold_experiment, terminate_on_sigterm
 from utils.lr_schedule import lr_at_epoch
@@ -41,11 +43,25 @@ def main(opt) -> None:
         raise UserError("--test: exdet has no evaluation in the training loop; drop --test")
     # Fail on a missing GPU before anything is written to the experiment folder.
     opt.device = select_device(opt)
+    opt.amp = resolve_amp(opt.amp, opt.device)
+    check_amp(opt.amp, opt.device)
+    _check_sync_bn(opt.sync_bn, opt.device, distributed.launched())
     # Bad annotations stop the run here, before the experiment folder is touched.
     val_dataset = Dataset(opt, "val")
     train_dataset = None if opt.test else Dataset(opt, "train")
     with distributed.process_group(opt.device, opt.dist_timeout) as opt.device, _experiment(opt) as logger:
         _train(opt, val_dataset, train_dataset, logger)
+
+
+def _check_sync_bn(sync_bn: bool, device: torch.device, launched: bool) -> None:
+    """Stop when --sync_bn cannot work; it synchronises the batch statistics of DDP processes on GPUs."""
+    if not sync_bn:
+        return
+    if device.type != "cuda":
+        raise UserError("--sync_bn: synchronised batch norm needs GPUs (NCCL); drop --sync_bn with --gpus -1")
+    if not launched:
+        raise UserError("--sync_bn: needs one process per GPU; launch with torchrun, e.g. "
+                        "torchrun --nproc_per_node 2 main.py ... --gpus 0,1 --sync_bn")
 
 
 @contextlib.contextmanager
@@ -87,7 +103,8 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     print("Creating model...")
     # ImageNet weights only matter when training from scratch; a checkpoint replaces them anyway.
     model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=not opt.load_model)
-    optimizer = torch.optim.Adam(model.parameters(), opt.lr)
+    optimizer = build_optimizer(opt, model)
+    scaler = grad_scaler(opt.amp, opt.device)
     start_epoch = 0
     if distributed.is_enabled():
         # after the model is built (DDP gives every rank rank 0's weights anyway): augmentation differs per rank
@@ -95,7 +112,7 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
     if opt.load_model != "":
         if opt.resume:
             model, optimizer, start_epoch = resume_training(model, opt.load_model, optimizer, opt.lr, opt.lr_step,
-                                                            **checkpoint_options(opt))
+                                                            scaler=scaler, **checkpoint_options(opt))
         else:
             model = load_weights(model, opt.load_model, **checkpoint_options(opt))
     if opt.resume:
@@ -103,7 +120,7 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
                      f"{start_epoch + 1}\n")
 
     trainer = train_factory[opt.task](opt, model, optimizer)
-    trainer.set_device(opt.gpus, opt.chunk_sizes, opt.device)
+    trainer.set_device(opt.gpus, opt.chunk_sizes, opt.device, amp=opt.amp, scaler=scaler, sync_bn=opt.sync_bn)
     if opt.metric not in list(trainer.loss_stats) + ["time"]:
         raise UserError(f"--metric {opt.metric}: not a validation statistic of {opt.task}; choose one of "
                         f"{', '.join(trainer.loss_stats)}")
@@ -143,14 +160,14 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
         main_rank = distributed.is_main()
         if epoch in opt.lr_step and main_rank:
             # before model_last.pth: a resume from this epoch's model_last.pth must find model_<epoch>.pth
-            save_model(os.path.join(opt.save_dir, f"model_{epoch}.pth"), epoch, model, optimizer)
+            save_model(os.path.join(opt.save_dir, f"model_{epoch}.pth"), epoch, model, optimizer, scaler)
         logger.write(f"epoch: {epoch} |")
         _log_stats(logger, "train", train_stats, epoch)
         validate = opt.val_intervals > 0 and epoch % opt.val_intervals == 0
         # written before validating; --save_all keeps one file per validated epoch instead of model_last.pth
         resume_file = f"model_{epoch}.pth" if validate and opt.save_all else "model_last.pth"
         if main_rank:
-            save_model(os.path.join(opt.save_dir, resume_file), epoch, model, optimizer)
+            save_model(os.path.join(opt.save_dir, resume_file), epoch, model, optimizer, scaler)
         if validate:
             with torch.no_grad():
                 val_stats, _ = trainer.val(epoch, val_loader)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from models.model import ARCH_CHOICES, VALID_ARCHS
 from utils.errors import UserError, warn
 
-TASKS = ("ctdet", "ddd", "multi_pose", "exdet")
+TASKS = ("ctdet", "ddd", "multi_pose", "exdet", "centernet2")
 
 COCO_FIGURES = {"mean": [0.408, 0.447, 0.470], "std": [0.289, 0.274, 0.278]}
 IMAGENET_FIGURES = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -22,6 +22,7 @@ DEFAULT_DATASET_INFO = {
     "multi_pose": {"default_resolution": [512, 512], "num_classes": 1, **COCO_FIGURES, "dataset": "coco_hp",
                    "num_joints": 17, "flip_idx": COCO_FLIP_IDX},
     "ddd": {"default_resolution": [384, 1280], "num_classes": 3, **IMAGENET_FIGURES, "dataset": "kitti"},
+    "centernet2": {"default_resolution": [512, 512], "num_classes": 80, **COCO_FIGURES, "dataset": "coco"},
 }
 # Datasets of the original: init() keeps its behaviour for them (the task's default table above).
 ORIGINAL_DATASETS = ("coco", "pascal", "kitti", "coco_hp")
@@ -39,9 +40,10 @@ class opts:  # noqa: N801 - the original's public name
         self.parser = p
 
         g = p.add_argument_group("experiment")
-        g.add_argument("task", default="ctdet", help="ctdet | ddd | multi_pose | exdet")
+        g.add_argument("task", default="ctdet", help="ctdet | ddd | multi_pose | exdet | centernet2")
         g.add_argument("--dataset", default="coco",
-                       help="coco | kitti | coco_hp | pascal, or the built-in synth | synth_hp | synth_kitti")
+                       help="coco | kitti | coco_hp | pascal, the built-in synth | synth_hp | synth_kitti, "
+                            "or custom (a COCO json: see the custom dataset options)")
         g.add_argument("--exp_id", default="default", help="experiment name: outputs go to exp/<task>/<exp_id>")
         _flag(g, "--test", "main.py: only validate and evaluate, no training")
         g.add_argument("--debug", type=int, default=0,
@@ -68,8 +70,9 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--seed", type=int, default=317, help="torch random seed")
         g.add_argument("--dist_timeout", type=float, default=30,
                        help="under torchrun: minutes a collective waits for the other processes")
-        g.add_argument("--amp", default="", choices=["", "fp16", "bf16"],
-                       help="mixed precision for training and inference: fp16 (CUDA) or bf16 (CUDA, CPU); "
+        g.add_argument("--amp", default="", choices=["", "fp16", "bf16", "auto"],
+                       help="mixed precision for training and inference: fp16 (CUDA) or bf16 (CUDA, CPU); auto: "
+                            "bf16 where the device runs it natively, else fp16 on GPUs, float32 on CPUs; "
                             "default off (float32)")
         _flag(g, "--sync_bn", "training on several GPUs: synchronise batch-norm statistics across them")
         g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino"],
@@ -172,6 +175,25 @@ class opts:  # noqa: N801 - the original's public name
         _flag(g, "--not_reg_hp_offset", "multi_pose: no joint sub-pixel offsets")
         _flag(g, "--not_reg_bbox", "ddd: no 2D box size head")
 
+        g = p.add_argument_group("optimizer (every task; the defaults are the original's Adam recipe)")
+        g.add_argument("--optim", default="adam", choices=["adam", "sgd"],
+                       help="adam (the original's) or sgd (momentum 0.9, CenterNet2's recipe, e.g. --lr 0.02)")
+        g.add_argument("--weight_decay", type=float, default=-1,
+                       help="weight decay of conv/linear weights; -1: 1e-4 with --optim sgd, 0 with adam")
+        g.add_argument("--warmup_iters", type=int, default=-1,
+                       help="linear lr warm-up (from 0.00025 x lr) over the first N iterations of a fresh run; "
+                            "-1: 4000 with --optim sgd, 0 with adam")
+        g.add_argument("--clip_grad", type=float, default=-1,
+                       help="clip each gradient value to +-N before a step; -1: 1 with --optim sgd, off with adam")
+
+        g = p.add_argument_group("centernet2 (CenterNet proposals on FPN levels + cascade RoI heads)")
+        g.add_argument("--fpn_levels", default="3,4,5,6,7",
+                       help="consecutive FPN levels (3..7) the proposals and RoI pooling use")
+        g.add_argument("--num_proposals_train", type=int, default=2000, help="proposals per image in training")
+        g.add_argument("--num_proposals_test", type=int, default=256, help="proposals per image at test time")
+        g.add_argument("--cascade_ious", default="0.6,0.7,0.8",
+                       help="IoU threshold of each cascade stage (their number is the number of stages)")
+
         g = p.add_argument_group("ground-truth substitution (main.py --test)")
         for name in ("hm", "wh", "offset", "kps", "hmhp", "hp_offset", "dep"):
             _flag(g, f"--eval_oracle_{name}", f"replace the network's {name} output by the ground truth")
@@ -193,6 +215,7 @@ class opts:  # noqa: N801 - the original's public name
         opt.gpus = list(range(len(ids))) if ids[0] >= 0 else [-1]
         opt.lr_step = _int_list(opt.lr_step, "--lr_step")
         opt.test_scales = _float_list(opt.test_scales, "--test_scales")
+        parse_centernet2(opt)
 
         opt.fix_res = not opt.keep_res
         print("Fix size testing." if opt.fix_res else "Keep resolution testing.")
@@ -201,6 +224,8 @@ class opts:  # noqa: N801 - the original's public name
             setattr(opt, feature, not getattr(opt, f"not_{feature}"))
         opt.reg_hp_offset = opt.hm_hp and not opt.not_reg_hp_offset
 
+        if opt.head_conv == -1 and opt.task == "centernet2":  # the width of the RoI box heads' FC layers
+            opt.head_conv = 1024
         if opt.head_conv == -1:  # the architecture's own head width
             opt.head_conv = 256 if "dla" in opt.arch else 64
         # hourglass inputs are padded to a multiple of 128 (others of 32), and it has two output stacks
@@ -241,6 +266,9 @@ class opts:  # noqa: N801 - the original's public name
     def update_dataset_info_and_set_heads(self, opt: argparse.Namespace, dataset,
                                           samples: bool = False) -> argparse.Namespace:
         """Take mean/std/classes/resolution from `dataset` (a class or a struct) and set the task's heads."""
+        resolve = getattr(dataset, "resolve_info", None)
+        if resolve is not None:  # a dataset whose figures come from its files (--dataset custom)
+            dataset = resolve(opt)
         default_h, default_w = dataset.default_resolution
         given = {"--input_h": opt.input_h, "--input_w": opt.input_w, "--input_res": opt.input_res}
         opt.mean, opt.std = dataset.mean, dataset.std
@@ -299,13 +327,17 @@ def task_heads(opt: argparse.Namespace, dataset) -> dict[str, int]:
         heads = {"hm": opt.num_classes, "wh": 2 * opt.num_classes if opt.cat_spec_wh else 2}
         if opt.reg_offset:
             heads["reg"] = 2
+    elif opt.task == "centernet2":
+        # agnostic heat map, box distances, class logits (+ background), cascade stages
+        heads = {"agn_hm": 1, "reg": 4, "cls": opt.num_classes + 1, "stages": len(opt.cascade_ious)}
     elif opt.task == "multi_pose":
         opt.flip_idx = dataset.flip_idx
-        heads = {"hm": opt.num_classes, "wh": 2, "hps": 34}
+        num_joints = getattr(dataset, "num_joints", 17)
+        heads = {"hm": opt.num_classes, "wh": 2, "hps": 2 * num_joints}
         if opt.reg_offset:
             heads["reg"] = 2
         if opt.hm_hp:
-            heads["hm_hp"] = 17
+            heads["hm_hp"] = num_joints
         if opt.reg_hp_offset:
             heads["hp_offset"] = 2
     else:
@@ -429,3 +461,30 @@ def _float_list(text: str, option: str) -> list[float]:
         return [float(v) for v in text.split(",")]
     except ValueError:
         raise UserError(f"{option} {text}: expected comma-separated numbers such as 0.5,1,1.5") from None
+
+
+def parse_centernet2(opt: argparse.Namespace) -> None:
+    """Lists and recipe defaults of the optimizer / centernet2 options; an arch that does not fit the task stops."""
+    sgd = opt.optim == "sgd"
+    for name, sgd_value, adam_value in (("weight_decay", 1e-4, 0.0), ("warmup_iters", 4000, 0),
+                                        ("clip_grad", 1.0, 0.0)):
+        if getattr(opt, name) == -1:
+            setattr(opt, name, sgd_value if sgd else adam_value)
+    opt.fpn_levels = _int_list(opt.fpn_levels, "--fpn_levels")
+    levels = opt.fpn_levels
+    if not levels or levels[0] < 3 or levels[-1] > 7 or levels != list(range(levels[0], levels[-1] + 1)):
+        raise UserError(f"--fpn_levels {_csv(levels)}: pass consecutive levels from 3 to 7, "
+                        "e.g. --fpn_levels 3,4,5,6,7")
+    opt.cascade_ious = _float_list(opt.cascade_ious, "--cascade_ious")
+    if not opt.cascade_ious or any(not 0 < v < 1 for v in opt.cascade_ious):
+        raise UserError(f"--cascade_ious {_csv(opt.cascade_ious)}: IoU thresholds between 0 and 1, one per stage, "
+                        "e.g. --cascade_ious 0.6,0.7,0.8")
+    _at_least(opt.num_proposals_train, 1, "--num_proposals_train", "the proposals per training image, e.g. 2000")
+    _at_least(opt.num_proposals_test, 1, "--num_proposals_test", "the proposals per test image, e.g. 256")
+    fpn_arch = opt.arch.endswith("_fpn")
+    if opt.task == "centernet2" and not fpn_arch:
+        raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn "
+                        "or res_101_fpn")
+    if opt.task != "centernet2" and fpn_arch:
+        raise UserError(f"--arch {opt.arch}: the FPN networks carry the two-stage detector; use task centernet2, "
+                        f"or an arch such as res_18 for {opt.task}")

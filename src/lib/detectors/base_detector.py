@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from models.model import checkpoint_options, create_model, load_weights
+from utils.amp import autocast, check_amp, resolve_amp, to_float
 from utils.debugger import Debugger, debugger_for, denormalize
 from utils.image import get_affine_transform
 from utils.image_io import read_image
@@ -40,6 +41,8 @@ class BaseDetector:
 
     def __init__(self, opt) -> None:
         opt.device = select_device(opt)
+        opt.amp = resolve_amp(getattr(opt, "amp", ""), opt.device)
+        check_amp(opt.amp, opt.device)
         print("Creating model...")
         # Weights come from --load_model: nothing is downloaded at test time.
         self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
@@ -66,7 +69,10 @@ class BaseDetector:
     def _network_output(self, images: torch.Tensor) -> dict:
         """The last stack's raw outputs for `images`; queued work is awaited first so the forward is timed alone."""
         self._sync()
-        return self.model(images)[-1]
+        with autocast(self.opt.amp, self.opt.device):
+            output = self.model(images)[-1]
+        # decoding, flip merging and thresholds run in float32, as without --amp
+        return to_float(output) if self.opt.amp else output
 
     def pre_process(self, image: np.ndarray, scale: float, meta=None) -> tuple[torch.Tensor, dict]:
         """Resize by `scale`, warp to the network input (fixed size or padded original), normalise, CHW."""

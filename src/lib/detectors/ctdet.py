@@ -24,7 +24,7 @@ class CtdetDetector(BaseDetector):
     def process(self, images: torch.Tensor, return_time: bool = False):
         """Forward, sigmoid, flip-average (if --flip_test) and decode the top K boxes."""
         with torch.no_grad():
-            output = self.model(images)[-1]
+            output = self._network_output(images)
             # in place, as the reference does: the returned output (used by debug) holds probabilities
             heat, sizes = output["hm"].sigmoid_(), output["wh"]
             offsets = output["reg"] if self.opt.reg_offset else None

@@ -21,14 +21,17 @@ _model_factory = {
     "dla": ("pose_dla_dcn", "get_pose_net"),
     "resdcn": ("resnet_dcn", "get_pose_net"),
     "hourglass": ("large_hourglass", "get_large_hourglass_net"),
+    "res_fpn": ("resnet_fpn", "get_pose_net"),  # ResNet + FPN P3-P7 carrying CenterNet2 (task centernet2)
 }
 
 # The one list of --arch values (opts.py validates against it).
 _RESNET_DEPTHS = (18, 34, 50, 101, 152)
+_FPN_DEPTHS = (18, 50, 101)
 VALID_ARCHS = (*(f"res_{n}" for n in _RESNET_DEPTHS), *(f"resdcn_{n}" for n in _RESNET_DEPTHS),
-               "dla_34", "dlav0_34", "hourglass")
+               "dla_34", "dlav0_34", "hourglass", *(f"res_{n}_fpn" for n in _FPN_DEPTHS))
 # VALID_ARCHS in short, for --arch's help and error line.
-ARCH_CHOICES = f"res_N / resdcn_N (N = {', '.join(map(str, _RESNET_DEPTHS))}), dla_34, dlav0_34, hourglass"
+ARCH_CHOICES = (f"res_N / resdcn_N (N = {', '.join(map(str, _RESNET_DEPTHS))}), dla_34, dlav0_34, hourglass, "
+                f"res_N_fpn (N = {', '.join(map(str, _FPN_DEPTHS))}; task centernet2)")
 
 _LOAD_MSG = ("If you see this, your model does not fully load the pre-trained weight. "
              "Please make sure you have correctly specified --arch xxx "
@@ -39,6 +42,9 @@ def _parse_arch(arch: str) -> tuple[str, int]:
     """Split 'res_18' into ('res', 18); no '_' means 0 layers (hourglass)."""
     if "_" not in arch:
         return arch, 0
+    if arch.endswith("_fpn"):  # res_18_fpn -> ('res_fpn', 18)
+        name, depth = _parse_arch(arch[:-len("_fpn")])
+        return f"{name}_fpn", depth
     name, _, depth = arch.partition("_")
     try:
         return name, int(depth)
@@ -239,19 +245,22 @@ def load_weights(model: nn.Module, model_path: str, *, trust: bool = False, allo
 
 def resume_training(model: nn.Module, model_path: str, optimizer: torch.optim.Optimizer, lr: float | None = None,
                     lr_step: Sequence[int] | None = None, *, trust: bool = False, allow_partial: bool = False,
-                    verbose: bool = True, culprit: str = "--load_model"
-                    ) -> tuple[nn.Module, torch.optim.Optimizer, int]:
+                    verbose: bool = True, culprit: str = "--load_model",
+                    scaler: torch.amp.GradScaler | None = None) -> tuple[nn.Module, torch.optim.Optimizer, int]:
     """Load weights, optimizer state and epoch to continue a run; returns (model, optimizer, start_epoch).
 
     With `lr` given, the optimizer restarts at the lr the schedule had reached after the saved epoch
     (lr_at_epoch); without, at the checkpoint's own lr. A checkpoint without an optimizer state only
-    gives its weights (start_epoch 0). The keyword options are load_weights'.
+    gives its weights (start_epoch 0). `scaler` (fp16 training) takes the checkpoint's scaler state when it
+    has one, else keeps its fresh state. The other keyword options are load_weights'.
     """
     checkpoint = _load_weights_from(model, model_path, trust, allow_partial, verbose, culprit)
     if not (isinstance(checkpoint, Mapping) and "optimizer" in checkpoint):
         print("No optimizer parameters in checkpoint.")
         return model, optimizer, 0
     optimizer.load_state_dict(checkpoint["optimizer"])
+    if scaler is not None and isinstance(checkpoint.get("scaler"), Mapping):
+        scaler.load_state_dict(checkpoint["scaler"])
     start_epoch = checkpoint["epoch"]
     if lr is not None:
         start_lr = lr_at_epoch(lr, lr_step or (), start_epoch)
@@ -280,11 +289,17 @@ def load_model(model: nn.Module, model_path: str, optimizer: torch.optim.Optimiz
     return load_weights(model, model_path, **options), optimizer, 0
 
 
-def save_model(path: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Write {'epoch', 'state_dict'[, 'optimizer']} atomically; (Distributed)DataParallel is unwrapped."""
+def save_model(path: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+               scaler: torch.amp.GradScaler | None = None) -> None:
+    """Write {'epoch', 'state_dict'[, 'optimizer'][, 'scaler']} atomically; (Distributed)DataParallel is unwrapped.
+
+    The fp16 gradient scaler's state goes under an extra key, which the original's loader ignores.
+    """
     data = {"epoch": epoch, "state_dict": _unwrap(model).state_dict()}
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict()
+    if scaler is not None:
+        data["scaler"] = scaler.state_dict()
     from utils.io import atomic_save
 
     atomic_save(data, path)

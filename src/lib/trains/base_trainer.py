@@ -7,6 +7,7 @@ import torch
 from progress.bar import Bar
 
 from utils import distributed
+from utils.amp import autocast, to_float
 from utils.utils import AverageMeter
 
 
@@ -18,10 +19,16 @@ class ModelWithLoss(torch.nn.Module):
         self.model = model
         self.loss = loss
         self.memory_format = torch.contiguous_format
+        # --amp: the network runs under autocast on this device; the losses always run in float32
+        self.amp = ""
+        self.device = torch.device("cpu")
 
     def forward(self, batch: dict):
         """Return (last stack's outputs, total loss, loss stats)."""
-        outputs = self.model(batch["input"].contiguous(memory_format=self.memory_format))
+        with autocast(self.amp, self.device):
+            outputs = self.model(batch["input"].contiguous(memory_format=self.memory_format))
+        if self.amp:
+            outputs = to_float(outputs)
         loss, loss_stats = self.loss(outputs, batch)
         return outputs[-1], loss, loss_stats
 
@@ -44,13 +51,23 @@ class BaseTrainer:
         self.optimizer = optimizer
         self.loss_stats, self.loss = self._get_losses(opt)
         self.model_with_loss = ModelWithLoss(model, self.loss)
+        self.scaler: torch.amp.GradScaler | None = None
 
-    def set_device(self, gpus: list[int], chunk_sizes: list[int], device) -> None:
+    def set_device(self, gpus: list[int], chunk_sizes: list[int], device, amp: str = "",
+                   scaler: torch.amp.GradScaler | None = None, sync_bn: bool = False) -> None:
         """Move the model (wrapped for several GPUs) and the optimizer state to `device`.
 
-        Under torchrun each process drives one device and the model is wrapped in DistributedDataParallel.
+        Under torchrun each process drives one device and the model is wrapped in DistributedDataParallel
+        (with SyncBatchNorm when `sync_bn`). `amp` ('', 'fp16', 'bf16') is the autocast precision of the
+        network; `scaler` scales fp16 losses.
         """
+        self.model_with_loss.amp = amp
+        self.model_with_loss.device = torch.device(device)
+        self.scaler = scaler
         if distributed.is_enabled():
+            if sync_bn:
+                # in place on the children, so the model main.py saves is the converted one
+                self.model_with_loss.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model_with_loss.model)
             self.model_with_loss = self.model_with_loss.to(device)
             if torch.device(device).type == "cpu":
                 self.model_with_loss.to(memory_format=torch.channels_last)
@@ -116,8 +133,13 @@ class BaseTrainer:
             loss = losses.mean()  # one value per GPU under DataParallel
             if phase == "train":
                 self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.optimizer.step()
             batch_time.update(time.time() - tick)
             tick = time.time()
 
