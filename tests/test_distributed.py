@@ -31,15 +31,43 @@ create = entry.create_model
 
 
 def capture(*args, **kwargs):
-    models.append(create(*args, **kwargs))
-    return models[-1]
+    model = create(*args, **kwargs)
+    if os.environ.get("NO_BN"):
+        # batch statistics differ between one batch and its halves: compare the optimisation without them
+        for module in list(model.modules()):
+            for name, child in list(module.named_children()):
+                if isinstance(child, torch.nn.BatchNorm2d):
+                    setattr(module, name, torch.nn.Identity())
+    models.append(model)
+    return model
 
 
 entry.create_model = capture
+if os.environ.get("PLAIN_SGD"):
+    # Adam divides by the root of tiny, rounding-dominated second moments, which turns 1e-7 differences
+    # into lr-sized steps; plain SGD keeps the comparison at float32 rounding
+    torch.optim.Adam = lambda params, lr, **kwargs: torch.optim.SGD(params, lr=lr)
+if os.environ.get("DIE_RANK") == os.environ.get("RANK", "0"):
+    import signal
+
+    import trains.base_trainer as trainer
+
+    batches = []
+    to_device = trainer._to_device
+
+    def dying(batch, device):
+        batches.append(1)
+        # epoch 2's second batch: rank 0 has written epoch 1's checkpoint (it took part in the all-reduce
+        # of epoch 2's first batch since) and waits in the next all-reduce
+        if len(batches) == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return to_device(batch, device)
+
+    trainer._to_device = dying
 sys.argv[0] = "main.py"
 run_cli(entry._cli)
 state = {{k: v.detach().contiguous() for k, v in models[0].state_dict().items()}}
-torch.save(state, os.path.join({out!r}, "rank" + os.environ["RANK"] + ".pt"))
+torch.save(state, os.path.join({out!r}, "rank" + os.environ.get("RANK", "0") + ".pt"))
 """
 
 
@@ -55,11 +83,11 @@ def env() -> dict:
     return e
 
 
-def torchrun(script: str, args: list[str]) -> subprocess.CompletedProcess:
-    """Two CPU processes on this host through `python -m torch.distributed.run`, from src/."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), script, *args]
-    return subprocess.run(cmd, cwd=SRC, env=env(), capture_output=True, text=True, timeout=240)
+def torchrun(script: str, args: list[str], nproc: int = 2, **extra_env: str) -> subprocess.CompletedProcess:
+    """`nproc` CPU processes on this host through `python -m torch.distributed.run`, from src/."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
+           "127.0.0.1", "--master_port", str(free_port()), script, *args]
+    return subprocess.run(cmd, cwd=SRC, env={**env(), **extra_env}, capture_output=True, text=True, timeout=240)
 
 
 def common(base) -> list[str]:
@@ -150,3 +178,43 @@ def test_helpers_without_torchrun_act_as_one_process():
     assert distributed.all_reduce_mean({"loss": 2.5}, weight=3) == {"loss": 2.5}
     assert distributed.gather_objects({"a": 1}) == [{"a": 1}]
     assert distributed.broadcast_object("x") == "x"
+
+
+# No augmentation and one object per image: a batch and its two halves then give the same mean loss, so
+# two processes of 2 images must follow one process of 4 image for image (batch norm aside).
+PLAIN = ["--not_rand_crop", "--shift", "0", "--scale", "0", "--flip", "0", "--no_color_aug"]
+
+
+def one_object_world(base):
+    """12 training and 3 val images of one object each, and the helper script, under `base`."""
+    from datasets.synthetic import shapes
+
+    shapes.generate(str(base / "data" / "synth"), n_train=12, n_val=3, seed=3, max_objects=1)
+    helper = base / "helper.py"
+    helper.write_text(textwrap.dedent(HELPER.format(src=SRC, lib=LIB, out=str(base))))
+    return base, helper
+
+
+@pytest.fixture(scope="module")
+def one_object_data(tmp_path_factory):
+    return one_object_world(tmp_path_factory.mktemp("equal"))
+
+
+def test_a_rank_killed_mid_epoch_ends_the_job_with_one_line(one_object_data):
+    import time
+
+    base, helper = one_object_data
+    args = [*common(base), "--exp_id", "killed", "--batch_size", "4", "--num_epochs", "3", "--num_iters", "3",
+            "--val_intervals", "0", *PLAIN]
+    start = time.time()
+    proc = torchrun(str(helper), args, DIE_RANK="1")
+    elapsed = time.time() - start
+    assert proc.returncode != 0
+    assert elapsed < 90
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    save_dir = base / "exp" / "ctdet" / "killed"
+    assert "rank 0:" in errors[0] and "first error above" in errors[0]
+    # rank 1 died in epoch 2: epoch 1's checkpoint is whole, and nothing half-written or locked is left
+    assert torch.load(save_dir / "model_last.pth", weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in save_dir.iterdir() if p.name.startswith(".") or p.suffix == ".tmp") == []

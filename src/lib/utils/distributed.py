@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.utils.data
 
 from utils.errors import UserError
+from utils.experiment import terminate_on_sigterm
 
 _LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -117,10 +118,32 @@ def process_group(device: torch.device, timeout_minutes: float = 30.0) -> Iterat
         backend = "gloo"
     dist.init_process_group(backend, init_method="env://",
                             timeout=datetime.timedelta(minutes=timeout_minutes))
+    rank = dist.get_rank()
+    # torchrun sends SIGTERM to every process when one fails; it may come while this one is already
+    # unwinding from a broken collective, so the handler covers the whole run, clean-up included
+    stopped = (f"rank {rank}: terminated (SIGTERM): torchrun stops every process when one of them fails or "
+               "is interrupted; the first error above names the cause")
     try:
-        yield device
+        with terminate_on_sigterm(stopped):
+            yield device
+    except Exception as e:
+        if not _lost_contact(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"rank {rank}: lost contact with another process ({first[:200]}); a process of the job "
+                        "stopped or its node was lost: the first error above names the cause") from None
     finally:
-        dist.destroy_process_group()
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+
+
+def _lost_contact(e: BaseException) -> bool:
+    """Whether `e` is a collective failing because a peer went away (not a bug in this process)."""
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and any(
+        mark in text for mark in ("/gloo/", "Connection reset by peer", "Connection closed by peer", "NCCL"))
 
 
 def _comm_device() -> torch.device:

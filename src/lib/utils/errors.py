@@ -82,8 +82,8 @@ def run_cli(main_fn: Callable[[], object]) -> None:
         main_fn()
     except UserError as e:
         _fail(str(e), 2)
-    except Terminated:
-        _fail("terminated (SIGTERM)", 143)
+    except Terminated as e:
+        _fail(str(e) or "terminated (SIGTERM)", 143)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except OSError as e:

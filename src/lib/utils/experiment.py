@@ -202,12 +202,15 @@ def remove_stale_temp_files(save_dir: str) -> int:
 
 
 @contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Within the block SIGTERM raises Terminated, so the stack unwinds as it does on Ctrl-C."""
+def terminate_on_sigterm(message: str = "") -> Iterator[None]:
+    """Within the block SIGTERM raises Terminated(message), so the stack unwinds as it does on Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers
         return
     owner = os.getpid()
+    previous = signal.getsignal(signal.SIGTERM)
+    # a nested block (the experiment lock inside a torchrun process) keeps the outer block's explanation
+    message = message or getattr(previous, "message", "")
 
     def handler(signum: int, frame: object) -> None:
         if os.getpid() != owner:
@@ -217,9 +220,10 @@ def terminate_on_sigterm() -> Iterator[None]:
             return
         # One unwind is enough; a second SIGTERM must not cut the clean-up short.
         signal.signal(signum, signal.SIG_IGN)
-        raise Terminated()
+        raise Terminated(message)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    handler.message = message
+    signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:

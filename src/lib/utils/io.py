@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -76,9 +77,30 @@ def atomic_write(path: str, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+@contextlib.contextmanager
+def deferred_signals(signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """Hold SIGTERM/SIGINT back during the block and deliver them, to the handlers of before, right after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
+
+
 def atomic_save(obj: object, path: str) -> None:
-    """torch.save `obj` to `path` through a temporary file and a rename."""
+    """torch.save `obj` to `path` through a temporary file and a rename.
+
+    SIGTERM and Ctrl-C wait for the end of the write: an exception raised inside torch.save's writer would
+    come out as a RuntimeError of the zip writer instead of the clean unwind that follows the write.
+    """
     import torch
 
-    with atomic_write(path, "wb") as f:
+    with deferred_signals(), atomic_write(path, "wb") as f:
         torch.save(obj, f)
