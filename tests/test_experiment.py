@@ -380,3 +380,20 @@ def test_logger_closed_on_error_and_full_disk_named(tmp_path, capsys):
     logger.log = Full()
     with pytest.raises(UserError, match=re.escape(f"{logger.log_path}: no space left on device")):
         logger.write("epoch: 1 |\n")
+
+
+def test_loader_error_raised_while_handling_sigterm_is_reported_as_the_signal(capsys):
+    def stopped_with_loader():
+        try:
+            raise Terminated("terminated (SIGTERM)")
+        except Terminated:
+            raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.") from None
+
+    def interrupted_with_loader():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly")  # noqa: B904 - as torch does
+
+    assert cli(stopped_with_loader, capsys) == (143, "error: terminated (SIGTERM)\n")
+    assert cli(interrupted_with_loader, capsys) == (130, "error: interrupted\n")

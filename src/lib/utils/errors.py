@@ -86,8 +86,26 @@ def run_cli(main_fn: Callable[[], object]) -> None:
         _fail(str(e) or "terminated (SIGTERM)", 143)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except OSError as e:
-        message = os_error_message(e)
+    except Exception as e:
+        # A signal that lands while a DataLoader worker is also being stopped (Ctrl-C or `kill` reach the whole
+        # process group) surfaces as the loader's own error raised while handling it: report the signal.
+        interrupt = _interrupt_behind(e)
+        if isinstance(interrupt, Terminated):
+            _fail(str(interrupt) or "terminated (SIGTERM)", 143)
+        if interrupt is not None:
+            _fail("interrupted", 130)
+        message = os_error_message(e) if isinstance(e, OSError) else None
         if message is None:
             raise  # a real bug: keep the traceback
         _fail(message, 2)
+
+
+def _interrupt_behind(e: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM during whose handling `e` was raised, if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        e = e.__context__
+    return None
