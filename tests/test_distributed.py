@@ -218,3 +218,20 @@ def test_a_rank_killed_mid_epoch_ends_the_job_with_one_line(one_object_data):
     # rank 1 died in epoch 2: epoch 1's checkpoint is whole, and nothing half-written or locked is left
     assert torch.load(save_dir / "model_last.pth", weights_only=True)["epoch"] == 1
     assert sorted(p.name for p in save_dir.iterdir() if p.name.startswith(".") or p.suffix == ".tmp") == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (NCCL, SyncBatchNorm)")
+def test_nccl_sync_bn_fp16_on_gpus(tmp_path):
+    from datasets.synthetic import shapes
+
+    shapes.generate(str(tmp_path / "data" / "synth"), n_train=8, n_val=2, seed=5)
+    nproc = min(2, torch.cuda.device_count())
+    gpus = ",".join(str(i) for i in range(nproc))
+    args = ["ctdet", "--dataset", "synth", "--arch", "res_18", "--gpus", gpus, "--input_res", "64", "--num_workers",
+            "0", "--data_dir", str(tmp_path / "data"), "--exp_root", str(tmp_path / "exp"), "--exp_id", "nccl",
+            "--batch_size", str(2 * nproc), "--num_epochs", "1", "--num_iters", "2", "--sync_bn", "--amp", "fp16"]
+    proc = torchrun("main.py", args, nproc=nproc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "exp" / "ctdet" / "nccl" / "model_last.pth", weights_only=True)
+    assert "scaler" in ckpt and not any(k.startswith("module.") for k in ckpt["state_dict"])
+    assert all(v.dtype != torch.float16 for v in ckpt["state_dict"].values())

@@ -150,6 +150,15 @@ export -f train ddp run_test
 step train_res18 120 train "${COMMON[@]}" --exp_id res18 --arch res_18 --gpus 0
 step train_dla34 150 train "${COMMON[@]}" --exp_id dla34 --arch dla_34 --gpus 0
 
+# --- 3c'. mixed precision (fp16 with its scaler, bf16), DDP on NCCL with one process, SyncBN
+step train_fp16 120 train "${COMMON[@]}" --exp_id fp16 --arch resdcn_18 --gpus 0 --amp fp16
+step train_bf16 120 train "${COMMON[@]}" --exp_id bf16 --arch dla_34 --gpus 0 --amp bf16
+ddp1() { cd src && "$PY" -m torch.distributed.run --nproc_per_node 1 main.py "$@"; }
+export -f ddp1
+step ddp_1gpu_sync_bn 150 ddp1 "${COMMON[@]}" --exp_id ddp1 --arch res_18 --gpus 0 --sync_bn --amp fp16
+step test_fp16 90 run_test ctdet --dataset synth --input_res 128 --arch resdcn_18 --gpus 0 --exp_id fp16 \
+  --resume --amp fp16 --data_dir "$TMP/data" --exp_root "$TMP/exp"
+
 # --- 3d. test.py on the res_18 experiment (prints the per-stage timings)
 step test 90 run_test ctdet --dataset synth --input_res 128 --arch res_18 --gpus 0 --exp_id res18 --resume \
   --data_dir "$TMP/data" --exp_root "$TMP/exp"
@@ -162,6 +171,10 @@ else
   row dp SKIP 0 "$NGPU GPU(s); needs 2"
   row ddp SKIP 0 "$NGPU GPU(s); needs 2"
 fi
+
+# --- 3f'. training throughput: one GPU against DDP over the GPUs, float32 against --amp (ratios)
+step bench_train 150 "$PY" src/tools/bench_train.py --arch res_18 --input_res 512 --batch_size 32 --steps 10 \
+  --nproc "$NGPU" --amp fp16
 
 # --- 3g. DCN kernel timings (torchvision is optional: bench_dcn.py drops its column without it)
 step bench_dcn 120 "$PY" src/tools/bench_dcn.py --batch 1 8 --reps 3 --device cuda --no-ref
