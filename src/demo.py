@@ -22,12 +22,14 @@ image_ext = ["jpg", "jpeg", "png", "webp"]
 video_ext = ["mp4", "mov", "avi", "mkv"]
 time_stats = TIME_STATS
 # The image drawn by each task's show_results that goes into the annotated video.
-RESULT_IMG_ID = {"ctdet": "ctdet", "exdet": "exdet", "multi_pose": "multi_pose", "ddd": "add_pred"}
+RESULT_IMG_ID = {"ctdet": "ctdet", "exdet": "exdet", "multi_pose": "multi_pose", "ddd": "add_pred",
+                 "centernet2": "centernet2"}
 
 
 def time_string(ret: dict) -> str:
     """`tot 0.123s |load 0.001s |...` for one frame."""
-    return "".join(f"{stat} {ret[stat]:.3f}s |" for stat in time_stats)
+    extra = [k for k in ret if k not in time_stats and k != "results"]  # per-stage times (centernet2)
+    return "".join(f"{stat} {ret[stat]:.3f}s |" for stat in [*time_stats, *extra])
 
 
 def _extension(path: str) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,8 +16,9 @@ from datasets.dataset_factory import dataset_factory
 from datasets.sample.common import read_image
 from detectors.base_detector import TIME_STATS
 from detectors.detector_factory import detector_factory
-from logger import Logger
+from logger import Logger, NullLogger
 from opts import opts
+from utils import distributed
 from utils.errors import UserError, run_cli
 from utils.utils import AverageMeter, select_device
 
@@ -49,19 +51,30 @@ class PrefetchDataset(torch.utils.data.Dataset):
 
 @contextlib.contextmanager
 def _session(opt) -> Iterator[tuple]:
-    """(opt, device, dataset, detector) shared by both test loops, with the experiment's log open meanwhile."""
+    """(opt, device, dataset, detector) shared by both test loops, with the experiment's log open meanwhile.
+
+    Under torchrun every process joins the group and later tests its share of the images (`_shard`).
+    """
     Dataset = dataset_factory[opt.dataset]
     opt = opts().update_dataset_info_and_set_heads(opt, Dataset)
     print(opt)
     # before the Logger writes opt.txt: a missing GPU stops the run with nothing written
     device = select_device(opt)
+    distributed.check_launch(1, opt.gpus, opt.gpus_str, training=False)
     split = "val" if not opt.trainval else "test"
     dataset = Dataset(opt, split)
     # whatever --val_intervals says: an empty split would "evaluate" to nothing and exit 0
     dataset.require_samples()
-    with Logger(opt):
+    # one process per GPU under torchrun: the detector's "cuda" is this process's GPU, set by process_group
+    with distributed.process_group(device, opt.dist_timeout) as device, \
+            (Logger(opt) if distributed.is_main() else NullLogger()):
         detector = detector_factory[opt.task](opt)
         yield opt, device, dataset, detector
+
+
+def _shard(dataset) -> distributed.ShardSampler:
+    """The image indices this process tests: all of them, or every world-size-th under torchrun."""
+    return distributed.ShardSampler(len(dataset))
 
 
 def _worker_error(e: UserError) -> UserError:
@@ -77,11 +90,15 @@ def _evaluate(opt, dataset, runs, show_last: bool) -> None:
     show_last: the bar shows each time's last value and average (prefetch loop) or the average only.
     """
     results = {}
-    num_iters = len(dataset)
-    bar = Bar(f"{opt.exp_id}", max=num_iters)
+    num_iters = len(_shard(dataset))
+    # file None: the bar of a torchrun rank other than 0 keeps its clock but draws nothing
+    bar = Bar(f"{opt.exp_id}", max=num_iters, **({} if distributed.is_main() else {"file": None}))
     avg_time_stats = {t: AverageMeter() for t in TIME_STATS}
     for ind, (img_id, ret) in enumerate(runs):
         results[img_id] = ret["results"]
+        # stage timings some detectors add (centernet2: backbone, proposals, roi_heads) follow the usual ones
+        for t in [t for t in ret if t not in avg_time_stats and t != "results"]:
+            avg_time_stats[t] = AverageMeter()
         suffix = f"[{ind}/{num_iters}]|Tot: {bar.elapsed_td} |ETA: {bar.eta_td} "
         for t, meter in avg_time_stats.items():
             meter.update(ret[t])
@@ -89,6 +106,11 @@ def _evaluate(opt, dataset, runs, show_last: bool) -> None:
         bar.suffix = suffix
         bar.next()
     bar.finish()
+    if distributed.is_enabled():
+        parts = distributed.gather_objects(results)
+        if not distributed.is_main():
+            return
+        results = distributed.interleave(parts)  # the single-process order of the images
     dataset.run_eval(results, opt.save_dir)
 
 
@@ -97,16 +119,23 @@ def prefetch_test(opt) -> None:
     with _session(opt) as (opt, device, dataset, detector):
         data_loader = torch.utils.data.DataLoader(
             PrefetchDataset(opt, dataset, detector.pre_process), batch_size=1, shuffle=False, num_workers=1,
-            pin_memory=device.type == "cuda")
+            pin_memory=device.type == "cuda", sampler=_shard(dataset))
 
-        def runs():
+        def items():
             it = iter(data_loader)
-            for _ in range(len(dataset)):
+            for _ in range(len(data_loader)):
                 try:
                     img_id, pre_processed_images = next(it)
                 except UserError as e:
                     raise _worker_error(e) from None
-                yield img_id.numpy().astype(np.int32)[0], detector.run(pre_processed_images)
+                yield img_id.numpy().astype(np.int32)[0], pre_processed_images, None
+
+        def runs():
+            if opt.test_batch == 1:
+                for img_id, item, _ in items():
+                    yield img_id, detector.run(item)
+            else:
+                yield from _batched_runs(detector, items(), opt.test_batch)
 
         _evaluate(opt, dataset, runs(), show_last=True)
 
@@ -115,26 +144,57 @@ def test(opt) -> None:
     """Test image by image in this process (--not_prefetch_test)."""
     with _session(opt) as (opt, _device, dataset, detector):
 
-        def runs():
-            for ind in range(len(dataset)):
+        def items():
+            for ind in _shard(dataset):
                 img_id = dataset.images[ind]
                 img_info = dataset.coco.loadImgs(ids=[img_id])[0]
                 img_path = os.path.join(dataset.img_dir, img_info["file_name"])
-                if opt.task == "ddd":
-                    yield img_id, detector.run(img_path, img_info["calib"])
-                else:
-                    yield img_id, detector.run(img_path)
+                yield img_id, img_path, img_info["calib"] if opt.task == "ddd" else None
+
+        def runs():
+            if opt.test_batch == 1:
+                for img_id, img_path, calib in items():
+                    yield img_id, detector.run(img_path, calib) if calib is not None else detector.run(img_path)
+            else:
+                yield from _batched_runs(detector, items(), opt.test_batch)
 
         _evaluate(opt, dataset, runs(), show_last=False)
 
 
+def _batched_runs(detector, items: Iterator[tuple], batch_size: int) -> Iterator[tuple]:
+    """(img_id, result) pairs with the network run on `batch_size` images at a time (detector.run on a list)."""
+    chunk: list[tuple] = []
+
+    def flush():
+        calibs = [c for _, _, c in chunk]
+        rets = detector.run([x for _, x, _ in chunk], None if all(c is None for c in calibs) else calibs)
+        return [(img_id, ret) for (img_id, _, _), ret in zip(chunk, rets)]
+
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == batch_size:
+            yield from flush()
+            chunk = []
+    if chunk:
+        yield from flush()
+
+
+def test_batch_size(opt, argv: list[str]) -> int:
+    """Images per network forward: --batch_size only when given on the command line (its default, 32, is
+    the training batch), so a plain `python test.py ...` runs one image at a time as the original does."""
+    given = any(a == "--batch_size" or a.startswith("--batch_size=") for a in argv)
+    return max(1, opt.batch_size) if given else 1
+
+
 def main() -> None:
-    """Parse the command line and run the chosen test loop."""
-    opt = opts().parse()
-    if opt.not_prefetch_test:
-        test(opt)
-    else:
-        prefetch_test(opt)
+    """Parse the command line and run the chosen test loop; under torchrun only rank 0 prints to stdout."""
+    with distributed.quiet_unless_main():
+        opt = opts().parse()
+        opt.test_batch = test_batch_size(opt, sys.argv[1:])
+        if opt.not_prefetch_test:
+            test(opt)
+        else:
+            prefetch_test(opt)
 
 
 if __name__ == "__main__":

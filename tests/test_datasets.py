@@ -41,7 +41,7 @@ def _write_coco(root, n_images=3):
 def test_factory_names_and_lazy_lookup():
     for name in ("coco", "pascal", "kitti", "coco_hp", "synth", "synth_hp", "synth_kitti"):
         assert name in dataset_factory
-    assert set(_sample_factory) == {"exdet", "ctdet", "ddd", "multi_pose"}
+    assert set(_sample_factory) == {"exdet", "ctdet", "ddd", "multi_pose", "centernet2"}
     assert dataset_factory["coco"].__name__ == "COCO"
     assert dataset_factory["synth"].num_classes == 6
     with pytest.raises(UserError, match="coco, pascal"):

@@ -68,3 +68,24 @@ def test_one_process_run_resumes_on_two_and_tests_as_one(one_object_data):
     assert len(results[0]) > 0 and results[1] == results[0]
     ap = [re.findall(r"Average (?:Precision|Recall).*= (-?[\d.]+)", out) for out in (single.stdout, proc.stdout)]
     assert len(ap[0]) == 12 and ap[1] == ap[0]
+
+
+def test_test_py_under_torchrun_shards_images_and_evaluates_once(one_object_data, tmp_path):
+    from models.model import create_model, save_model
+
+    base, _ = one_object_data
+    torch.manual_seed(0)
+    ckpt = tmp_path / "random.pth"
+    save_model(str(ckpt), 0, create_model("res_18", {"hm": 6, "wh": 2, "reg": 2}, 64))
+    args = ["ctdet", "--dataset", "synth", "--arch", "res_18", "--gpus", "-1", "--input_res", "64",
+            "--data_dir", str(base / "data"), "--exp_root", str(tmp_path / "exp"), "--load_model", str(ckpt)]
+    ranks = torchrun("test.py", [*args, "--exp_id", "two"])
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    # the single process reads the images in this process: the other test loop, the same detections
+    single = subprocess.run([sys.executable, "test.py", *args, "--exp_id", "one", "--not_prefetch_test"], cwd=SRC,
+                            env=env(), capture_output=True, text=True, timeout=240)
+    assert single.returncode == 0, single.stderr[-3000:]
+    results = [json.loads((tmp_path / "exp" / "ctdet" / name / "results.json").read_text()) for name in ("one", "two")]
+    assert len(results[0]) > 0 and results[1] == results[0]
+    assert ranks.stdout.count("Average Precision") == 6  # evaluated once, by rank 0
+    assert len(glob.glob(str(tmp_path / "exp" / "ctdet" / "two" / "logs_*"))) == 1

@@ -45,7 +45,7 @@ def make_image(h=50, w=70, seed=0):
 
 
 def test_factory_has_all_tasks():
-    assert set(detector_factory) == {"ctdet", "exdet", "multi_pose", "ddd"}
+    assert set(detector_factory) == {"ctdet", "exdet", "multi_pose", "ddd", "centernet2"}
     assert detector_factory["ctdet"] is CtdetDetector
 
 

@@ -66,7 +66,7 @@ def test_average_meter_weighted():
 
 
 def test_train_factory_registry():
-    assert set(train_factory) == {"ctdet", "exdet", "multi_pose", "ddd"}
+    assert set(train_factory) == {"ctdet", "exdet", "multi_pose", "ddd", "centernet2"}
     assert train_factory["ctdet"] is CtdetTrainer
 
 

@@ -158,8 +158,9 @@ class opts:  # noqa: N801 - the original's public name
                        help="heat-map focal loss: the original's clamped sigmoid, or computed from logits "
                             "with logsigmoid (stable in any precision)")
         g.add_argument("--gaussian", default="original", choices=["original", "ttfnet"],
-                       help="heat-map targets: the original's radius formula, or TTFNet's elliptical "
-                            "Gaussians (sigma from box width and height, alpha 0.54)")
+                       help="object-centre heat-map targets: the original's radius formula, or TTFNet's "
+                            "elliptical Gaussians (sigma from box width and height, alpha 0.54); joint and "
+                            "extreme-point maps keep the radius")
 
         g = p.add_argument_group("task")
         _flag(g, "--norm_wh", "ctdet: size loss on pred / gt")
@@ -193,6 +194,10 @@ class opts:  # noqa: N801 - the original's public name
         g.add_argument("--num_proposals_test", type=int, default=256, help="proposals per image at test time")
         g.add_argument("--cascade_ious", default="0.6,0.7,0.8",
                        help="IoU threshold of each cascade stage (their number is the number of stages)")
+        _flag(g, "--lsj", "training: large-scale jitter (image scaled by 0.1-2.0, then a random crop or padding "
+                          "to the input size) instead of the random crop")
+        g.add_argument("--roi_batch_size", type=int, default=512,
+                       help="RoIs sampled per training image for the box heads (at most 25%% foreground)")
 
         g = p.add_argument_group("ground-truth substitution (main.py --test)")
         for name in ("hm", "wh", "offset", "kps", "hmhp", "hp_offset", "dep"):
@@ -481,6 +486,7 @@ def parse_centernet2(opt: argparse.Namespace) -> None:
                         "e.g. --cascade_ious 0.6,0.7,0.8")
     _at_least(opt.num_proposals_train, 1, "--num_proposals_train", "the proposals per training image, e.g. 2000")
     _at_least(opt.num_proposals_test, 1, "--num_proposals_test", "the proposals per test image, e.g. 256")
+    _at_least(opt.roi_batch_size, 4, "--roi_batch_size", "the RoIs sampled per training image, e.g. 512")
     fpn_arch = opt.arch.endswith("_fpn")
     if opt.task == "centernet2" and not fpn_arch:
         raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn "

@@ -11,6 +11,7 @@ dataset_factory = LazyRegistry("dataset", {
     "synth": "datasets.dataset.synth:Synth",
     "synth_hp": "datasets.dataset.synth_hp:SynthHP",
     "synth_kitti": "datasets.dataset.synth_kitti:SynthKITTI",
+    "custom": "datasets.dataset.custom:Custom",
 })
 
 _sample_factory = LazyRegistry("task", {
@@ -18,6 +19,7 @@ _sample_factory = LazyRegistry("task", {
     "ctdet": "datasets.sample.ctdet:CTDetDataset",
     "ddd": "datasets.sample.ddd:DddDataset",
     "multi_pose": "datasets.sample.multi_pose:MultiPoseDataset",
+    "centernet2": "datasets.sample.centernet2:CenterNet2Dataset",
 })
 
 

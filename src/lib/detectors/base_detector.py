@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import torch
 
+from deploy.runtime import is_exported_model, load_exported_model
 from models.model import checkpoint_options, create_model, load_weights
 from utils.amp import autocast, check_amp, resolve_amp, to_float
 from utils.debugger import Debugger, debugger_for, denormalize
@@ -44,10 +45,14 @@ class BaseDetector:
         opt.amp = resolve_amp(getattr(opt, "amp", ""), opt.device)
         check_amp(opt.amp, opt.device)
         print("Creating model...")
-        # Weights come from --load_model: nothing is downloaded at test time.
-        self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
-        self.model = load_weights(self.model, opt.load_model, **checkpoint_options(opt))
-        self.model.to(opt.device).eval()  # Module.to moves the parameters in place
+        if is_exported_model(opt.load_model):
+            # model.onnx from src/tools/export.py, run by --backend; pre/post-processing stay the same
+            self.model = load_exported_model(opt.load_model, opt.backend, opt.amp)
+        else:
+            # Weights come from --load_model: nothing is downloaded at test time.
+            self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
+            self.model = load_weights(self.model, opt.load_model, **checkpoint_options(opt))
+            self.model.to(opt.device).eval()  # Module.to moves the parameters in place
 
         self.opt = opt
         # 1 x 1 x 3: broadcasts over the HWC images pre_process normalises
@@ -172,8 +177,14 @@ class BaseDetector:
         debugger.save_headless = self.save_vis_images
         return debugger
 
-    def run(self, image_or_path_or_tensor, meta=None) -> dict:
-        """Detect on an image path, a BGR ndarray or a test.py prefetch dict; returns results and timings."""
+    def run(self, image_or_path_or_tensor, meta=None) -> dict | list[dict]:
+        """Detect on an image path, a BGR ndarray or a test.py prefetch dict; returns results and timings.
+
+        A list of those runs the network once per test scale on the whole batch and returns one result
+        per item, the same as running them one at a time (`meta`: None or one calibration per item).
+        """
+        if isinstance(image_or_path_or_tensor, (list, tuple)):
+            return self._run_batch(list(image_or_path_or_tensor), meta)
         times = dict.fromkeys(TIME_STATS, 0.0)
         start_time = time.time()
         prefetched = None
@@ -188,6 +199,7 @@ class BaseDetector:
         else:
             prefetched = image_or_path_or_tensor
             image = prefetched["image"][0].numpy()
+            prefix = prefetched.get("prefix", prefix)
         debugger = self._make_debugger(prefix) if self.opt.debug > 0 else None
 
         # Each stage's clock stops only after _sync, so queued GPU work is charged to the stage that queued it.
@@ -229,3 +241,68 @@ class BaseDetector:
             self.show_results(debugger, image, results)
             self.last_vis = dict(debugger.imgs)
         return {"results": results, **times}
+
+    def _run_batch(self, items: list, metas=None) -> list[dict]:
+        """run() for several inputs: one network forward per scale (and input size), then each item's decoding."""
+        metas = [None] * len(items) if metas is None else list(metas)
+        if len(metas) != len(items):
+            raise ValueError(f"run: {len(items)} images but {len(metas)} calibrations")
+        start = time.time()
+        packed = [self._pack(item, meta) for item, meta in zip(items, metas)]
+        replies: list[list] = [[] for _ in items]  # per item, the network output of each scale in order
+        for scale in self.scales:
+            groups: dict[tuple, list[int]] = {}
+            for i, p in enumerate(packed):
+                groups.setdefault(tuple(p["images"][scale].shape[1:]), []).append(i)
+            for members in groups.values():
+                batch = torch.cat([packed[i]["images"][scale][0] for i in members]).to(self.opt.device)
+                with torch.no_grad(), self._memory_guard(packed[members[0]]["image"].shape[1:], batch.shape[0],
+                                                         batch.shape[2], batch.shape[3], on_device=True):
+                    output = self._network_output(batch)
+                first = 0
+                for i in members:
+                    n = packed[i]["images"][scale].shape[1]
+                    replies[i].append({k: v[first:first + n] for k, v in output.items()})
+                    first += n
+        self._sync()
+        shared = (time.time() - start) / len(items)  # reading, pre-processing and the batched forward
+        rets = []
+        real_model = self.model
+        try:
+            for p, reply in zip(packed, replies):
+                self.model = _Replay(reply)
+                ret = self.run(p)
+                ret["net"] += shared
+                ret["tot"] += shared
+                rets.append(ret)
+        finally:
+            self.model = real_model
+        return rets
+
+    def _pack(self, item, meta) -> dict:
+        """One input of a batch as a pre-processed prefetch dict (the layout test.py's loader gives run())."""
+        if not isinstance(item, (np.ndarray, str, os.PathLike)):
+            return item
+        packed = {}
+        if isinstance(item, np.ndarray):
+            image = item
+        else:
+            image = read_image(os.fspath(item))
+            # an array keeps run()'s frame-number prefix; a file its name, as when run one at a time
+            packed["prefix"] = os.path.splitext(os.path.basename(os.fspath(item)))[0] + "_"
+        images, metas = {}, {}
+        for scale in self.scales:
+            scaled, meta = self.pre_process(image, scale, meta)
+            images[scale] = scaled[None]
+            metas[scale] = {k: torch.from_numpy(np.asarray(v)[None]) for k, v in meta.items()}
+        return {**packed, "image": torch.from_numpy(image[None]), "images": images, "meta": metas}
+
+
+class _Replay:
+    """Stands in for the network while one item of a batch is decoded: gives that item's slices, scale by scale."""
+
+    def __init__(self, outputs: list[dict]) -> None:
+        self.outputs = list(outputs)
+
+    def __call__(self, images: torch.Tensor) -> list[dict]:
+        return [self.outputs.pop(0)]

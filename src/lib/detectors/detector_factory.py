@@ -8,4 +8,5 @@ detector_factory = LazyRegistry("task", {
     "ddd": "detectors.ddd:DddDetector",
     "ctdet": "detectors.ctdet:CtdetDetector",
     "multi_pose": "detectors.multi_pose:MultiPoseDetector",
+    "centernet2": "detectors.centernet2:CenterNet2Detector",
 })

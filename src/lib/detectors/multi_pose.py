@@ -20,6 +20,7 @@ class MultiPoseDetector(BaseDetector):
     def __init__(self, opt):
         super().__init__(opt)
         self.flip_idx = opt.flip_idx
+        self.num_joints = opt.heads["hps"] // 2  # 17 for COCO; a custom dataset's own count
 
     def process(self, images: torch.Tensor, return_time: bool = False):
         """Run the network, merge the flipped copy if any, and decode up to K people."""
@@ -53,11 +54,12 @@ class MultiPoseDetector(BaseDetector):
         return output, dets
 
     def post_process(self, dets: torch.Tensor, meta: dict, scale: float = 1) -> dict:
-        """Map detections of one scale back to original image pixels: {1: float32 n x 39}."""
+        """Map detections of one scale back to original image pixels: {class: float32 n x 39} (5 + 2 per joint)."""
         dets = dets.detach().cpu().numpy().reshape(1, -1, dets.shape[2])
-        dets = multi_pose_post_process(dets.copy(), [meta["c"]], [meta["s"]], meta["out_height"], meta["out_width"])
+        dets = multi_pose_post_process(dets.copy(), [meta["c"]], [meta["s"]], meta["out_height"], meta["out_width"],
+                                       num_classes=self.num_classes)
         for j in range(1, self.num_classes + 1):
-            rows = np.array(dets[0][j], dtype=np.float32).reshape(-1, 39)
+            rows = np.array(dets[0][j], dtype=np.float32).reshape(-1, 5 + 2 * self.num_joints)
             rows[:, :4] /= scale
             rows[:, 5:] /= scale
             dets[0][j] = rows
@@ -65,10 +67,13 @@ class MultiPoseDetector(BaseDetector):
 
     def merge_outputs(self, detections: list) -> dict:
         """Concatenate the scales; soft-NMS when several scales or --nms (its keep list is unused)."""
-        people = np.concatenate([d[1] for d in detections], axis=0).astype(np.float32)
-        if self.opt.nms or len(self.opt.test_scales) > 1:
-            require_nms("soft_nms_39")(people, Nt=0.5, method=2)
-        return {1: people.tolist()}
+        results = {}
+        for j in range(1, self.num_classes + 1):
+            people = np.concatenate([d[j] for d in detections], axis=0).astype(np.float32)
+            if self.opt.nms or len(self.opt.test_scales) > 1:
+                require_nms("soft_nms_39")(people, Nt=0.5, method=2)
+            results[j] = people.tolist()
+        return results
 
     def debug(self, debugger, images: torch.Tensor, dets: torch.Tensor, output: dict, scale: float = 1) -> None:
         """Blend the predicted centre and joint heatmaps over the network input."""
@@ -80,8 +85,9 @@ class MultiPoseDetector(BaseDetector):
     def show_results(self, debugger, image: np.ndarray, results: dict) -> None:
         """Draw boxes and skeletons above vis_thresh on the original image and show them."""
         debugger.add_img(image, img_id="multi_pose")
-        for row in results[1]:
-            if row[4] > self.opt.vis_thresh:
-                debugger.add_coco_bbox(row[:4], 0, row[4], img_id="multi_pose")
-                debugger.add_coco_hp(row[5:39], img_id="multi_pose")
+        for j in range(1, self.num_classes + 1):
+            for row in results[j]:
+                if row[4] > self.opt.vis_thresh:
+                    debugger.add_coco_bbox(row[:4], j - 1, row[4], img_id="multi_pose")
+                    debugger.add_coco_hp(row[5:5 + 2 * self.num_joints], img_id="multi_pose")
         debugger.show_all_imgs(pause=self.pause)

@@ -33,6 +33,26 @@ def _neg_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return 0 - (pos_loss + neg_loss) / num_pos
 
 
+def _logit_neg_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """`_neg_loss` of sigmoid(logits) computed from the logits with logsigmoid (no clamp).
+
+    Same terms, alpha = 2, beta = 4 and normalisation by the number of positives. Half-precision
+    inputs are computed in float32 (and the result returned in float32): log(1 - sigmoid(x)) is taken as
+    logsigmoid(-x), so saturated logits give large finite losses and gradients instead of log(0).
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    x, gt = logits.to(dtype), gt.to(dtype)
+    log_p, log_not_p = F.logsigmoid(x), F.logsigmoid(-x)
+    pos = gt.eq(1).to(dtype)
+    neg = gt.lt(1).to(dtype)
+    pos_loss = (log_p * torch.exp(log_not_p).pow(2) * pos).sum()
+    neg_loss = (log_not_p * torch.exp(log_p).pow(2) * torch.pow(1 - gt, 4) * neg).sum()
+    num_pos = pos.sum()
+    if num_pos == 0:
+        return 0 - neg_loss
+    return 0 - (pos_loss + neg_loss) / num_pos
+
+
 def _reg_loss(regr: torch.Tensor, gt_regr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Smooth-L1 of masked B x N x D predictions, summed and divided by the number of objects."""
     num = mask.float().sum()
@@ -51,6 +71,14 @@ class FocalLoss(nn.Module):
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Focal loss of sigmoided predictions against the Gaussian target heat map."""
         return self.neg_loss(out, target)
+
+
+class LogitFocalLoss(nn.Module):
+    """Module form of `_logit_neg_loss(logits, target)`: the focal loss of --focal_loss logsigmoid."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Focal loss of raw heat-map logits against the Gaussian target heat map."""
+        return _logit_neg_loss(logits, target)
 
 
 class RegLoss(nn.Module):

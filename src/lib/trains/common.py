@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.losses import RegL1Loss, RegLoss
+from models.losses import FocalLoss, LogitFocalLoss, RegL1Loss, RegLoss
+from models.utils import _sigmoid
 from utils.debugger import Debugger
 from utils.errors import UserError
 
@@ -16,6 +17,22 @@ def make_reg_crit(opt) -> torch.nn.Module:
     if opt.reg_loss == "sl1":
         return RegLoss()
     raise UserError(f"--reg_loss {opt.reg_loss}: unknown loss; use l1 or sl1")
+
+
+def make_focal_crit(opt) -> tuple[torch.nn.Module, bool]:
+    """The heat-map focal loss chosen by --focal_loss, and whether it takes logits (else clamped sigmoids)."""
+    if opt.focal_loss == "logsigmoid":
+        return LogitFocalLoss(), True
+    return FocalLoss(), False
+
+
+def sigmoid_heatmap(logits: torch.Tensor, keep_logits: bool) -> torch.Tensor:
+    """The clamped sigmoid that decoding and debug drawing read in place of a heat-map head's logits.
+
+    The original computes it in place over the logits; a loss that takes the logits (keep_logits)
+    still needs them for its backward pass, so the sigmoid then comes from a detached copy.
+    """
+    return _sigmoid(logits.detach().clone() if keep_logits else logits)
 
 
 def zero_terms(like: torch.Tensor, count: int) -> list[torch.Tensor]:

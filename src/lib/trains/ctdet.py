@@ -5,14 +5,13 @@ import numpy as np
 import torch
 
 from models.decode import ctdet_decode
-from models.losses import FocalLoss, NormRegL1Loss, RegWeightedL1Loss
-from models.utils import _sigmoid
+from models.losses import NormRegL1Loss, RegWeightedL1Loss
 from utils.debugger import debugger_for, denormalize
 from utils.oracle_utils import oracle_map
 from utils.post_process import ctdet_post_process
 
 from .base_trainer import BaseTrainer
-from .common import blend_heatmaps, finish_debug, make_reg_crit, zero_terms
+from .common import blend_heatmaps, finish_debug, make_focal_crit, make_reg_crit, sigmoid_heatmap, zero_terms
 
 
 class CtdetLoss(torch.nn.Module):
@@ -20,7 +19,8 @@ class CtdetLoss(torch.nn.Module):
 
     def __init__(self, opt) -> None:
         super().__init__()
-        self.crit = torch.nn.MSELoss() if opt.mse_loss else FocalLoss()
+        # hm_from_logits (--focal_loss logsigmoid): the loss takes the raw logits, not the clamped sigmoid
+        self.crit, self.hm_from_logits = (torch.nn.MSELoss(), False) if opt.mse_loss else make_focal_crit(opt)
         self.crit_reg = make_reg_crit(opt)
         if opt.dense_wh:
             self.crit_wh = torch.nn.L1Loss(reduction="sum")
@@ -48,8 +48,9 @@ class CtdetLoss(torch.nn.Module):
         opt = self.opt
         hm_loss, wh_loss, off_loss = zero_terms(outputs[0]["hm"], 3)
         for output in outputs[:opt.num_stacks]:
+            hm_logits = output["hm"]
             if not opt.mse_loss:
-                output["hm"] = _sigmoid(output["hm"])
+                output["hm"] = sigmoid_heatmap(hm_logits, self.hm_from_logits)
             if opt.eval_oracle_hm:
                 output["hm"] = batch["hm"]
             # --eval_oracle_wh / --eval_oracle_offset: ground truth spread over each object's area
@@ -57,7 +58,9 @@ class CtdetLoss(torch.nn.Module):
                 if oracle:
                     output[key] = oracle_map(batch[key], batch["ind"], output[key])
 
-            hm_loss = hm_loss + self.crit(output["hm"], batch["hm"]) / opt.num_stacks
+            # a logits loss reads the network's logits even when an oracle replaced the heat map
+            hm_in = hm_logits if self.hm_from_logits else output["hm"]
+            hm_loss = hm_loss + self.crit(hm_in, batch["hm"]) / opt.num_stacks
             if opt.wh_weight > 0:
                 wh_loss = wh_loss + self._size_loss(output["wh"], batch) / opt.num_stacks
             if opt.reg_offset and opt.off_weight > 0:

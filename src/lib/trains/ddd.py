@@ -6,14 +6,13 @@ import numpy as np
 import torch
 
 from models.decode import ddd_decode
-from models.losses import BinRotLoss, FocalLoss, L1Loss
-from models.utils import _sigmoid
+from models.losses import BinRotLoss, L1Loss
 from utils.debugger import debugger_for, denormalize
 from utils.oracle_utils import oracle_map
 from utils.post_process import ddd_keep_above, ddd_post_process, depth_from_output
 
 from .base_trainer import BaseTrainer
-from .common import blend_heatmaps, finish_debug, zero_terms
+from .common import blend_heatmaps, finish_debug, make_focal_crit, sigmoid_heatmap, zero_terms
 
 # The logged terms, in log order; each regression as (stat, output head, batch mask, batch targets).
 _STATS = ("hm", "dep", "dim", "rot", "wh", "off")
@@ -27,7 +26,8 @@ class DddLoss(torch.nn.Module):
 
     def __init__(self, opt) -> None:
         super().__init__()
-        self.crit = torch.nn.MSELoss() if opt.mse_loss else FocalLoss()
+        # hm_from_logits (--focal_loss logsigmoid): the loss takes the raw logits, not the clamped sigmoid
+        self.crit, self.hm_from_logits = (torch.nn.MSELoss(), False) if opt.mse_loss else make_focal_crit(opt)
         self.crit_reg = L1Loss()
         self.crit_rot = BinRotLoss()
         self.opt = opt
@@ -42,11 +42,13 @@ class DddLoss(torch.nn.Module):
         terms = dict(zip(_STATS, zero_terms(outputs[0]["hm"], len(_STATS))))
         for output in outputs[:opt.num_stacks]:
             # the original applies the clamped sigmoid with --mse_loss too
-            output["hm"] = _sigmoid(output["hm"])
+            hm_logits = output["hm"]
+            output["hm"] = sigmoid_heatmap(hm_logits, self.hm_from_logits)
             output["dep"] = depth_from_output(output["dep"])
             if opt.eval_oracle_dep:
                 output["dep"] = oracle_map(batch["dep"], batch["ind"], output["dep"])
-            terms["hm"] = terms["hm"] + self.crit(output["hm"], batch["hm"]) / opt.num_stacks
+            hm_in = hm_logits if self.hm_from_logits else output["hm"]
+            terms["hm"] = terms["hm"] + self.crit(hm_in, batch["hm"]) / opt.num_stacks
             for stat, head, mask, targets in active:
                 crit = self.crit_rot if stat == "rot" else self.crit_reg
                 value = crit(output[head], batch[mask], batch["ind"], *(batch[t] for t in targets))

@@ -5,12 +5,11 @@ import numpy as np
 import torch
 
 from models.decode import agnex_ct_decode, exct_decode
-from models.losses import FocalLoss, RegL1Loss
-from models.utils import _sigmoid
+from models.losses import RegL1Loss
 from utils.debugger import debugger_for, denormalize
 
 from .base_trainer import BaseTrainer
-from .common import finish_debug, zero_terms
+from .common import finish_debug, make_focal_crit, sigmoid_heatmap, zero_terms
 
 EXDET_PARTS = ["t", "l", "b", "r", "c"]
 
@@ -20,7 +19,8 @@ class ExdetLoss(torch.nn.Module):
 
     def __init__(self, opt) -> None:
         super().__init__()
-        self.crit = torch.nn.MSELoss() if opt.mse_loss else FocalLoss()
+        # from_logits (--focal_loss logsigmoid): the loss takes the raw logits, not the clamped sigmoid
+        self.crit, self.from_logits = (torch.nn.MSELoss(), False) if opt.mse_loss else make_focal_crit(opt)
         self.crit_reg = RegL1Loss()
         self.opt = opt
         self.parts = EXDET_PARTS
@@ -33,8 +33,10 @@ class ExdetLoss(torch.nn.Module):
             output = outputs[s]
             for p in self.parts:
                 tag = f"hm_{p}"
-                output[tag] = _sigmoid(output[tag])
-                hm_loss = hm_loss + self.crit(output[tag], batch[tag]) / opt.num_stacks
+                logits = output[tag]
+                output[tag] = sigmoid_heatmap(logits, self.from_logits)
+                hm_in = logits if self.from_logits else output[tag]
+                hm_loss = hm_loss + self.crit(hm_in, batch[tag]) / opt.num_stacks
                 if p != "c" and opt.reg_offset and opt.off_weight > 0:
                     reg_loss = reg_loss + self.crit_reg(output[f"reg_{p}"], batch["reg_mask"], batch[f"ind_{p}"],
                                                         batch[f"reg_{p}"]) / opt.num_stacks

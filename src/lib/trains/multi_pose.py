@@ -4,14 +4,13 @@ from __future__ import annotations
 import torch
 
 from models.decode import multi_pose_decode
-from models.losses import FocalLoss, RegWeightedL1Loss
-from models.utils import _sigmoid
+from models.losses import RegWeightedL1Loss
 from utils.debugger import debugger_for, denormalize
 from utils.oracle_utils import oracle_map
 from utils.post_process import multi_pose_post_process
 
 from .base_trainer import BaseTrainer
-from .common import blend_heatmaps, finish_debug, make_reg_crit, zero_terms
+from .common import blend_heatmaps, finish_debug, make_focal_crit, make_reg_crit, sigmoid_heatmap, zero_terms
 
 LOSS_STATS = ["loss", "hm_loss", "hp_loss", "hm_hp_loss", "hp_offset_loss", "wh_loss", "off_loss"]
 
@@ -21,8 +20,10 @@ class MultiPoseLoss(torch.nn.Module):
 
     def __init__(self, opt):
         super().__init__()
-        self.crit = FocalLoss()
-        self.crit_hm_hp = torch.nn.MSELoss() if opt.mse_loss else FocalLoss()
+        # *_from_logits (--focal_loss logsigmoid): that focal loss takes the raw logits, not the clamped sigmoid
+        self.crit, self.hm_from_logits = make_focal_crit(opt)
+        self.crit_hm_hp, self.hm_hp_from_logits = (
+            (torch.nn.MSELoss(), False) if opt.mse_loss else make_focal_crit(opt))
         self.crit_kp = torch.nn.L1Loss(reduction="sum") if opt.dense_hp else RegWeightedL1Loss()
         self.crit_reg = make_reg_crit(opt)
         self.opt = opt
@@ -49,12 +50,15 @@ class MultiPoseLoss(torch.nn.Module):
         n = opt.num_stacks
         for s in range(n):
             output = outputs[s]
-            output["hm"] = _sigmoid(output["hm"])
+            hm_logits, hm_hp_logits = output["hm"], output.get("hm_hp")
+            output["hm"] = sigmoid_heatmap(hm_logits, self.hm_from_logits)
             if opt.hm_hp and not opt.mse_loss:
-                output["hm_hp"] = _sigmoid(output["hm_hp"])
+                output["hm_hp"] = sigmoid_heatmap(hm_hp_logits, self.hm_hp_from_logits)
             self._apply_oracles(output, batch)
 
-            terms["hm_loss"] = terms["hm_loss"] + self.crit(output["hm"], batch["hm"]) / n
+            # a logits loss reads the network's logits even when an oracle replaced the heat map
+            hm_in = hm_logits if self.hm_from_logits else output["hm"]
+            terms["hm_loss"] = terms["hm_loss"] + self.crit(hm_in, batch["hm"]) / n
             if opt.dense_hp:
                 mask = batch["dense_hps_mask"]
                 hp = self.crit_kp(output["hps"] * mask, batch["dense_hps"] * mask) / (mask.sum() + 1e-4)
@@ -71,7 +75,8 @@ class MultiPoseLoss(torch.nn.Module):
                 hp_off = self.crit_reg(output["hp_offset"], batch["hp_mask"], batch["hp_ind"], batch["hp_offset"])
                 terms["hp_offset_loss"] = terms["hp_offset_loss"] + hp_off / n
             if opt.hm_hp and opt.hm_hp_weight > 0:
-                terms["hm_hp_loss"] = terms["hm_hp_loss"] + self.crit_hm_hp(output["hm_hp"], batch["hm_hp"]) / n
+                hm_hp_in = hm_hp_logits if self.hm_hp_from_logits else output["hm_hp"]
+                terms["hm_hp_loss"] = terms["hm_hp_loss"] + self.crit_hm_hp(hm_hp_in, batch["hm_hp"]) / n
         loss = (opt.hm_weight * terms["hm_loss"] + opt.wh_weight * terms["wh_loss"]
                 + opt.off_weight * terms["off_loss"] + opt.hp_weight * terms["hp_loss"]
                 + opt.hm_hp_weight * terms["hm_hp_loss"] + opt.off_weight * terms["hp_offset_loss"])
@@ -103,11 +108,12 @@ class MultiPoseTrainer(BaseTrainer):
         dets = decode_output(output, opt).detach().cpu().numpy()
         dets = dets.reshape(1, -1, dets.shape[2])
         ratio = opt.input_res / opt.output_res
+        end = 5 + opt.heads["hps"]  # box, score, then x, y of every joint
         dets[:, :, :4] *= ratio
-        dets[:, :, 5:39] *= ratio
+        dets[:, :, 5:end] *= ratio
         dets_gt = batch["meta"]["gt_det"].numpy().copy().reshape(1, -1, dets.shape[2])
         dets_gt[:, :, :4] *= ratio
-        dets_gt[:, :, 5:39] *= ratio
+        dets_gt[:, :, 5:end] *= ratio
         i = 0
         debugger = debugger_for(opt, opt.debug_dir, f"{iter_id}")
         img = denormalize(batch["input"][i], opt.mean, opt.std)
@@ -127,5 +133,5 @@ class MultiPoseTrainer(BaseTrainer):
         dets = dets.reshape(1, -1, dets.shape[2])
         dets_out = multi_pose_post_process(
             dets.copy(), batch["meta"]["c"].cpu().numpy(), batch["meta"]["s"].cpu().numpy(),
-            output["hm"].shape[2], output["hm"].shape[3])
+            output["hm"].shape[2], output["hm"].shape[3], num_classes=self.opt.num_classes)
         results[batch["meta"]["img_id"].cpu().numpy()[0]] = dets_out[0]

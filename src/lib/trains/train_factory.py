@@ -8,4 +8,5 @@ train_factory = LazyRegistry("task", {
     "ctdet": "trains.ctdet:CtdetTrainer",
     "multi_pose": "trains.multi_pose:MultiPoseTrainer",
     "ddd": "trains.ddd:DddTrainer",
+    "centernet2": "trains.centernet2:CenterNet2Trainer",
 })

@@ -53,6 +53,16 @@ _POSE_LABELS = ["p"]
 _KITTI_LABELS = ["p", "v", "b"]
 
 
+def _side_color(joint_name: str) -> tuple[int, int, int]:
+    """Colour of a joint: left blue-ish, right red-ish (BGR), others magenta, as the COCO skeleton."""
+    name = str(joint_name).lower()
+    if name.startswith(("left_", "l_")) or name.endswith("_left"):
+        return _LEFT
+    if name.startswith(("right_", "r_")) or name.endswith("_right"):
+        return _RIGHT
+    return _MID
+
+
 class DisplayProbe:
     """Whether windows can be opened: decided once from the environment, switched off by a failing imshow."""
 
@@ -171,6 +181,13 @@ class Debugger(Debugger3D):
         self.colors_hp = coco_hp_joint_colors
         self.down_ratio = down_ratio
 
+    def set_skeleton(self, edges, joint_names=None) -> None:
+        """Draw poses with these 0-based joint pairs; left_/right_ joint names pick the side colours."""
+        sides = [_side_color(n) for n in (joint_names or [""] * self.num_joints)]
+        self.edges = [list(e) for e in edges]
+        self.ec = [sides[a] if sides[a] == sides[b] else _MID for a, b in self.edges]
+        self.colors_hp = sides or [_MID]
+
     # ------------------------------------------------------------------ images
     def add_img(self, img: np.ndarray, img_id="default", revert_color: bool = False) -> None:
         """Store a copy of `img` under `img_id`."""
@@ -256,13 +273,13 @@ class Debugger(Debugger3D):
     def add_box_rows(self, img: np.ndarray, rows, thresh: float, img_id="default", with_pose: bool = False) -> None:
         """`img` as `img_id` with the boxes of rows [x1, y1, x2, y2, score, ..., class] scoring above `thresh`.
 
-        with_pose also draws each kept row's skeleton (columns 5..38, multi_pose rows)."""
+        with_pose also draws each kept row's skeleton (columns 5..38 for 17 joints, multi_pose rows)."""
         self.add_img(img, img_id=img_id)
         for row in rows:
             if row[4] > thresh:
                 self.add_coco_bbox(row[:4], row[-1], row[4], img_id=img_id)
                 if with_pose:
-                    self.add_coco_hp(row[5:39], img_id=img_id)
+                    self.add_coco_hp(row[5:5 + 2 * self.num_joints], img_id=img_id)
 
     def add_ct_detection(self, img: np.ndarray, dets, show_box: bool = False, show_txt: bool = True,
                          center_thresh: float = 0.5, img_id="det") -> None:
@@ -419,7 +436,12 @@ class Debugger(Debugger3D):
 def debugger_for(opt, out_dir: str | None, prefix: str) -> Debugger:
     """A trainer's or detector's Debugger: --dataset's labels and joints, --debugger_theme, --debug 3 matplotlib."""
     names, joints = dataset_labels(opt.dataset)
+    # a dataset whose classes come from its files (--dataset custom) put them on opt
+    names = getattr(opt, "class_names", None) or names
+    joints = getattr(opt, "num_joints", joints)
     debugger = Debugger(ipynb=(opt.debug == 3), theme=opt.debugger_theme, out_dir=out_dir,
                         class_names=names, num_joints=joints)
+    if getattr(opt, "skeleton", None) is not None:
+        debugger.set_skeleton(opt.skeleton, getattr(opt, "keypoint_names", None))
     debugger.out_prefix = prefix
     return debugger

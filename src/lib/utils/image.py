@@ -10,7 +10,8 @@ import numpy as np
 __all__ = [
     "flip", "transform_preds", "get_affine_transform", "affine_transform", "affine_transform_pts",
     "get_3rd_point", "get_dir", "crop", "gaussian_radius", "gaussian2D", "draw_umich_gaussian",
-    "draw_dense_reg", "draw_msra_gaussian", "msra_sigma", "grayscale", "lighting_", "blend_",
+    "draw_dense_reg", "draw_msra_gaussian", "msra_sigma", "TTF_ALPHA", "gaussian2D_elliptic", "ttf_radii",
+    "draw_ttf_gaussian", "grayscale", "lighting_", "blend_",
     "saturation_", "brightness_", "contrast_", "color_aug",
 ]
 
@@ -142,6 +143,53 @@ def draw_umich_gaussian(heatmap: np.ndarray, center, radius: int, k: float = 1) 
     x, y, left, right, top, bottom = _window(center, radius, height, width)
     masked_heatmap = heatmap[y - top:y + bottom, x - left:x + right]
     masked_gaussian = gaussian[radius - top:radius + bottom, radius - left:radius + right]
+    if min(masked_gaussian.shape) > 0 and min(masked_heatmap.shape) > 0:
+        np.maximum(masked_heatmap, masked_gaussian * k, out=masked_heatmap)
+    return heatmap
+
+
+# TTFNet's share of the box covered by the gaussian (sigma = alpha * size / 6 on each axis)
+TTF_ALPHA = 0.54
+
+
+def gaussian2D_elliptic(shape, sigma_x: float, sigma_y: float) -> np.ndarray:
+    """Unnormalised float64 gaussian of `shape` (rows, cols) centred in the middle, one sigma per axis.
+
+    Negligible tails are set to 0 as in `gaussian2D`; a zero sigma gives a single-pixel spike on that axis.
+    """
+    m, n = [(ss - 1.0) / 2.0 for ss in shape]
+    y = np.arange(-m, m + 1).reshape(-1, 1)
+    x = np.arange(-n, n + 1).reshape(1, -1)
+    # a zero-width box still gets its peak: tiny sigmas only ever see offset 0 (exponent 0 / tiny = 0)
+    two_var_x = 2 * max(float(sigma_x), 1e-12) ** 2
+    two_var_y = 2 * max(float(sigma_y), 1e-12) ** 2
+    h = np.exp(-(x * x / two_var_x + y * y / two_var_y))
+    h[h < np.finfo(h.dtype).eps * h.max()] = 0
+    return h
+
+
+def ttf_radii(w: float, h: float, alpha: float = TTF_ALPHA) -> tuple[int, int]:
+    """Half-widths (x, y) of TTFNet's window for a w x h box: three sigmas, truncated to whole pixels."""
+    return int(max(w, 0) * alpha / 2), int(max(h, 0) * alpha / 2)
+
+
+def draw_ttf_gaussian(heatmap: np.ndarray, center, w: float, h: float, alpha: float = TTF_ALPHA,
+                      k: float = 1) -> np.ndarray:
+    """Max-merge TTFNet's elliptical gaussian for a w x h box (map units) at int(center), in place.
+
+    sigma_x = alpha * w / 6 and sigma_y = alpha * h / 6 (peak k), on a window of
+    `ttf_radii` half-widths clipped at the map border, like `draw_umich_gaussian`.
+    """
+    # sizes in float64 whatever their type, so float32 and python sizes give the same map
+    w, h = max(float(w), 0.0), max(float(h), 0.0)
+    radius_x, radius_y = ttf_radii(w, h, alpha)
+    gaussian = gaussian2D_elliptic((2 * radius_y + 1, 2 * radius_x + 1), sigma_x=alpha * w / 6, sigma_y=alpha * h / 6)
+    height, width = heatmap.shape[0:2]
+    x, y = int(center[0]), int(center[1])
+    left, right = min(x, radius_x), min(width - x, radius_x + 1)
+    top, bottom = min(y, radius_y), min(height - y, radius_y + 1)
+    masked_heatmap = heatmap[y - top:y + bottom, x - left:x + right]
+    masked_gaussian = gaussian[radius_y - top:radius_y + bottom, radius_x - left:radius_x + right]
     if min(masked_gaussian.shape) > 0 and min(masked_heatmap.shape) > 0:
         np.maximum(masked_heatmap, masked_gaussian * k, out=masked_heatmap)
     return heatmap

@@ -105,8 +105,11 @@ def ctdet_post_process(dets: np.ndarray, c, s, h, w, num_classes) -> list[dict]:
     return ret
 
 
-def multi_pose_post_process(dets: np.ndarray, c, s, h, w) -> list[dict]:
-    """Per image: {1: list of [x1, y1, x2, y2, score, j0x, j0y, ...]} in image pixels."""
+def multi_pose_post_process(dets: np.ndarray, c, s, h, w, num_classes: int = 1) -> list[dict]:
+    """Per image: {1: list of [x1, y1, x2, y2, score, j0x, j0y, ...]} in image pixels.
+
+    With num_classes > 1 (several keypoint categories of a custom dataset) the rows go to their class 1..C.
+    """
     ret = []
     num_coords = dets.shape[2] - 6  # columns between the score and the class are joint coordinates
     for i in range(dets.shape[0]):
@@ -114,5 +117,9 @@ def multi_pose_post_process(dets: np.ndarray, c, s, h, w) -> list[dict]:
         pts = transform_preds(dets[i, :, 5:5 + num_coords].reshape(-1, 2), c[i], s[i], (w, h))
         top_preds = np.concatenate([bbox.reshape(-1, 4), dets[i, :, 4:5], pts.reshape(-1, num_coords)],
                                    axis=1).astype(np.float32).tolist()
-        ret.append({np.ones(1, dtype=np.int32)[0]: top_preds})
+        if num_classes == 1:
+            ret.append({np.ones(1, dtype=np.int32)[0]: top_preds})
+            continue
+        classes = dets[i, :, -1].astype(np.int64)
+        ret.append({j + 1: [row for row, cl in zip(top_preds, classes) if cl == j] for j in range(num_classes)})
     return ret

@@ -8,7 +8,7 @@ import numpy as np
 import torch.utils.data as data
 
 from datasets.dataset.checks import ListField
-from utils.image import color_aug, get_affine_transform, msra_sigma
+from utils.image import affine_transform_pts, color_aug, get_affine_transform, msra_sigma
 from utils.image_io import read_image as _read_file
 
 # random-crop scale factors 0.6 .. 1.3 (np.arange keeps the reference's exact float steps)
@@ -27,6 +27,22 @@ def load_image_and_anns(ds, index: int):
     img_path = os.path.join(ds.img_dir, file_name)
     anns = ds.coco.loadAnns(ids=ds.coco.getAnnIds(imgIds=[img_id]))[:ds.max_objs]
     return img_id, img_path, read_image(img_path), anns
+
+
+def boxes_and_classes(anns: list[dict], cat_ids: dict, flipped: bool, width: int, trans: np.ndarray,
+                      out_w: int, out_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The annotations' boxes as float32 x1y1x2y2, flipped, mapped by `trans` and clipped to out_w x out_h,
+    with their contiguous class indices; all boxes at once."""
+    boxes = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
+    bbox = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]],
+                    axis=1).astype(np.float32)
+    cls_ids = np.array([int(cat_ids[ann["category_id"]]) for ann in anns], dtype=np.int64)
+    if flipped:
+        bbox[:, [0, 2]] = width - bbox[:, [2, 0]] - 1
+    bbox = affine_transform_pts(bbox.reshape(-1, 2), trans).astype(np.float32).reshape(-1, 4)
+    bbox[:, [0, 2]] = np.clip(bbox[:, [0, 2]], 0, out_w - 1)
+    bbox[:, [1, 3]] = np.clip(bbox[:, [1, 3]], 0, out_h - 1)
+    return bbox, cls_ids
 
 
 def normalize_input(inp_u8: np.ndarray, mean: np.ndarray, std: np.ndarray, rng=None, eig_val=None,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.sample.common import SampleDataset, load_image_and_anns, mse_sigma
+from datasets.sample.common import SampleDataset, boxes_and_classes, load_image_and_anns, mse_sigma
 from utils.image import (
-    affine_transform_pts,
     draw_dense_reg,
     draw_msra_gaussian,
+    draw_ttf_gaussian,
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
@@ -51,16 +51,7 @@ class CTDetDataset(SampleDataset):
         gt_det = np.zeros((0, 6), dtype=np.float32)
 
         if num_objs > 0:
-            # all boxes at once: x1y1x2y2 in float32, flipped, mapped to the output map and clipped
-            boxes = np.array([ann["bbox"] for ann in anns], dtype=np.float64).reshape(-1, 4)
-            bbox = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]],
-                            axis=1).astype(np.float32)
-            cls_ids = np.array([int(self.cat_ids[ann["category_id"]]) for ann in anns], dtype=np.int64)
-            if flipped:
-                bbox[:, [0, 2]] = width - bbox[:, [2, 0]] - 1
-            bbox = affine_transform_pts(bbox.reshape(-1, 2), trans_output).astype(np.float32).reshape(-1, 4)
-            bbox[:, [0, 2]] = np.clip(bbox[:, [0, 2]], 0, output_w - 1)
-            bbox[:, [1, 3]] = np.clip(bbox[:, [1, 3]], 0, output_h - 1)
+            bbox, cls_ids = boxes_and_classes(anns, self.cat_ids, flipped, width, trans_output, output_w, output_h)
             h = bbox[:, 3] - bbox[:, 1]
             w = bbox[:, 2] - bbox[:, 0]
             keep = np.nonzero((h > 0) & (w > 0))[0]
@@ -89,6 +80,10 @@ class CTDetDataset(SampleDataset):
                 cls_id = cls_ids[k]
                 if opt.mse_loss:
                     radius = mse_sigma(opt, radius)
+                # --gaussian ttfnet: elliptical centre target from the box size (dense_wh keeps the radius)
+                if opt.gaussian == "ttfnet":
+                    draw_ttf_gaussian(hm[cls_id], ct_int[j], w[k], h[k])
+                elif opt.mse_loss:
                     draw_msra_gaussian(hm[cls_id], ct_int[j], radius)
                 else:
                     draw_umich_gaussian(hm[cls_id], ct_int[j], radius)

@@ -11,6 +11,7 @@ from utils.errors import UserError
 from utils.image import (
     affine_transform_pts,
     draw_msra_gaussian,
+    draw_ttf_gaussian,
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
@@ -123,7 +124,7 @@ class DddDataset(SampleDataset):
             if cls_id < 0:
                 self._mark_ignored(hm, cls_id, bbox[k], ct, ct_int, radius)
                 continue
-            self._draw_gaussian(hm[cls_id], ct, radius)
+            self._draw_gaussian(hm[cls_id], ct, radius, (w, h))
 
             wh[k] = w, h
             alpha = self._convert_alpha(ann["alpha"])
@@ -155,9 +156,12 @@ class DddDataset(SampleDataset):
                            "img_id": img_id}
         return ret
 
-    def _draw_gaussian(self, heatmap: np.ndarray, center, radius: int) -> None:
+    def _draw_gaussian(self, heatmap: np.ndarray, center, radius: int, box_wh) -> None:
+        # --gaussian ttfnet: elliptical target from the box size (w, h) instead of the radius
+        if self.opt.gaussian == "ttfnet":
+            draw_ttf_gaussian(heatmap, center, box_wh[0], box_wh[1])
         # with --mse_loss the radius is used as the MSRA sigma, as the original does
-        if self.opt.mse_loss:
+        elif self.opt.mse_loss:
             draw_msra_gaussian(heatmap, center, radius)
         else:
             draw_umich_gaussian(heatmap, center, radius)
@@ -169,5 +173,5 @@ class DddDataset(SampleDataset):
             hm[ignore_ids, int(box[1]):int(box[3]) + 1, int(box[0]):int(box[2]) + 1] = IGNORE_VALUE
             return
         for cc in ignore_ids:
-            self._draw_gaussian(hm[cc], ct, radius)
+            self._draw_gaussian(hm[cc], ct, radius, (box[2] - box[0], box[3] - box[1]))
         hm[ignore_ids, ct_int[1], ct_int[0]] = IGNORE_VALUE

@@ -8,6 +8,7 @@ from datasets.sample.common import SampleDataset, load_image_and_anns
 from utils.image import (
     affine_transform_pts,
     draw_msra_gaussian,
+    draw_ttf_gaussian,
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
@@ -75,11 +76,16 @@ class EXDetDataset(SampleDataset):
                     sigma = max(radius, 1)
                     for p in range(4):
                         draw_msra_gaussian(hms[p, hm_id], pt_int[j, p], sigma)
-                    draw_msra_gaussian(hm_c[cls_id], ct, sigma)
+                    if opt.gaussian != "ttfnet":
+                        draw_msra_gaussian(hm_c[cls_id], ct, sigma)
                 else:
                     for p in range(4):
                         draw_umich_gaussian(hms[p, hm_id], pt_int[j, p], radius)
-                    draw_umich_gaussian(hm_c[cls_id], ct, radius)
+                    if opt.gaussian != "ttfnet":
+                        draw_umich_gaussian(hm_c[cls_id], ct, radius)
+                if opt.gaussian == "ttfnet":
+                    # elliptical centre target from the box size; the extreme points keep the radius
+                    draw_ttf_gaussian(hm_c[cls_id], ct, w[k], h[k])
 
         ret = {"input": inp, "hm_t": hms[0], "hm_l": hms[1], "hm_b": hms[2], "hm_r": hms[3], "hm_c": hm_c}
         if opt.reg_offset:

@@ -1,4 +1,4 @@
-"""Training / validation samples for multi-person pose estimation (center + 17 joints)."""
+"""Training / validation samples for multi-person pose estimation (center + num_joints joints, 17 for COCO)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ from utils.image import (
     affine_transform_pts,
     draw_dense_reg,
     draw_msra_gaussian,
+    draw_ttf_gaussian,
     draw_umich_gaussian,
     gaussian_radius,
     get_affine_transform,
@@ -69,7 +70,7 @@ class MultiPoseDataset(SampleDataset):
         for k in range(num_objs):
             ann = anns[k]
             bbox = self._coco_box_to_bbox(ann["bbox"])
-            cls_id = int(ann["category_id"]) - 1
+            cls_id = int(self.cat_ids[ann["category_id"]])
             pts = np.array(ann["keypoints"], np.float32).reshape(num_joints, 3)
             if flipped:
                 bbox[[0, 2]] = width - bbox[[2, 0]] - 1
@@ -117,7 +118,11 @@ class MultiPoseDataset(SampleDataset):
                                        is_offset=True)
                         draw_gaussian(dense_kps_mask[j], ct_int, spread)
                     draw_gaussian(hm_hp[j], p_int, spread)
-            draw_gaussian(hm[cls_id], ct_int, spread)
+            if opt.gaussian == "ttfnet":
+                # elliptical centre target from the box size; the joint maps keep the radius
+                draw_ttf_gaussian(hm[cls_id], ct_int, w, h)
+            else:
+                draw_gaussian(hm[cls_id], ct_int, spread)
             gt_det.append([ct[0] - w / 2, ct[1] - h / 2, ct[0] + w / 2, ct[1] + h / 2, 1]
                           + pts[:, :2].reshape(num_joints * 2).tolist() + [cls_id])
         if rot != 0:
@@ -140,6 +145,7 @@ class MultiPoseDataset(SampleDataset):
         if opt.reg_hp_offset:
             ret.update({"hp_offset": hp_offset, "hp_ind": hp_ind, "hp_mask": hp_mask})
         if opt.debug > 0 or not self.split == "train":
-            gt_det = np.array(gt_det, dtype=np.float32) if len(gt_det) > 0 else np.zeros((1, 40), dtype=np.float32)
+            gt_det = (np.array(gt_det, dtype=np.float32) if len(gt_det) > 0
+                      else np.zeros((1, 6 + 2 * num_joints), dtype=np.float32))
             ret["meta"] = {"c": c, "s": s, "gt_det": gt_det, "img_id": img_id}
         return ret

@@ -3,6 +3,10 @@
 The public names are those DCNv2 users know: `dcn_v2_conv`, `DCNv2`, `DCN`, `dcn_v2_pooling`,
 `DCNv2Pooling`, `DCNPooling`. Importing this module never needs the compiled extension; creating
 a layer or calling an op without it raises an error that says how to build it.
+
+The convolution is the registered operator `torch.ops.dcn_v2.modulated_deform_conv` (schema, CPU/CUDA
+kernels and autocast rule in src/vision.cpp; fake kernels and autograd here), so networks with DCN go
+through torch.export, torch.compile and the ONNX exporter.
 """
 from __future__ import annotations
 
@@ -58,45 +62,62 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype | None:
     return None
 
 
-class _DCNv2(Function):
-    @staticmethod
-    @custom_fwd(device_type="cuda")
-    def forward(ctx, input, offset, mask, weight, bias, stride, padding, dilation, deformable_groups):
-        backend = _require_backend()
-        ctx.stride, ctx.padding, ctx.dilation = _pair(stride), _pair(padding), _pair(dilation)
-        ctx.deformable_groups = int(deformable_groups)
-        ctx.has_bias = bias is not None
-        if bias is None:
-            bias = weight.new_zeros(weight.shape[0])
-        operands = (input, offset, mask, weight, bias)
-        ctx.dtypes = tuple(t.dtype for t in operands)
-        dtype = _compute_dtype(input)
-        if dtype is not None:
-            operands = tuple(t.to(dtype) for t in operands)
-        input, offset, mask, weight, bias = operands
-        output = backend.dcn_v2_forward(input, weight, bias, offset, mask, weight.shape[2], weight.shape[3],
-                                        *ctx.stride, *ctx.padding, *ctx.dilation, ctx.deformable_groups)
-        ctx.save_for_backward(input, offset, mask, weight, bias)
-        return output
+OP_NAME = "dcn_v2::modulated_deform_conv"
 
-    @staticmethod
-    @once_differentiable
-    @custom_bwd(device_type="cuda")
-    def backward(ctx, grad_output):
-        input, offset, mask, weight, bias = ctx.saved_tensors
-        grads = _require_backend().dcn_v2_backward(input, weight, bias, offset, mask, grad_output.to(input.dtype),
-                                                   weight.shape[2], weight.shape[3], *ctx.stride, *ctx.padding,
-                                                   *ctx.dilation, ctx.deformable_groups)
-        grad_input, grad_offset, grad_mask, grad_weight, grad_bias = (
-            g.to(dt) for g, dt in zip(grads, ctx.dtypes))
-        return (grad_input, grad_offset, grad_mask, grad_weight, grad_bias if ctx.has_bias else None,
-                None, None, None, None)
+
+def _conv_out_size(size, kernel: int, stride: int, pad: int, dil: int):
+    return (size + 2 * pad - (dil * (kernel - 1) + 1)) // stride + 1
+
+
+def _fake_conv(input, offset, mask, weight, bias, stride, padding, dilation, deformable_groups):
+    """Output shape and dtype of the convolution, without computing it (torch.export / torch.compile)."""
+    torch._check(input.dim() == 4 and weight.dim() == 4, lambda: "DCNv2: input and weight must be 4-D")
+    kh, kw = weight.shape[2], weight.shape[3]
+    ho = _conv_out_size(input.shape[2], kh, stride[0], padding[0], dilation[0])
+    wo = _conv_out_size(input.shape[3], kw, stride[1], padding[1], dilation[1])
+    return input.new_empty((input.shape[0], weight.shape[0], ho, wo))
+
+
+def _fake_conv_backward(input, offset, mask, weight, bias, grad_output, stride, padding, dilation,
+                        deformable_groups):
+    """Gradients have the shapes of the five tensor operands."""
+    return tuple(torch.empty_like(t) for t in (input, offset, mask, weight, bias))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    input, offset, mask, weight, bias, stride, padding, dilation, deformable_groups = inputs
+    ctx.save_for_backward(input, offset, mask, weight, bias)
+    ctx.conv_args = (stride, padding, dilation, deformable_groups)
+
+
+def _conv_backward(ctx, grad_output):
+    grads = torch.ops.dcn_v2.modulated_deform_conv_backward(*ctx.saved_tensors, grad_output, *ctx.conv_args)
+    return (*grads, None, None, None, None)
+
+
+def _register_python_parts() -> None:
+    """Fake kernels and the autograd formula of the C++-defined `dcn_v2` operators (once, when `_ext` loads)."""
+    torch.library.register_fake(OP_NAME)(_fake_conv)
+    torch.library.register_fake(OP_NAME + "_backward")(_fake_conv_backward)
+    torch.library.register_autograd(OP_NAME, _conv_backward, setup_context=_setup_context)
+
+
+if _backend is not None:
+    try:
+        _register_python_parts()
+    except RuntimeError as _exc:  # this file imported a second time under another module name
+        if "already" not in str(_exc):
+            raise
 
 
 def dcn_v2_conv(input, offset, mask, weight, bias, stride=1, padding=0, dilation=1, deformable_groups=1):
     """Modulated deformable convolution; stride, padding and dilation are ints or (h, w) pairs."""
     _require_backend()
-    return _DCNv2.apply(input, offset, mask, weight, bias, stride, padding, dilation, deformable_groups)
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return torch.ops.dcn_v2.modulated_deform_conv(input, offset, mask, weight, bias, list(_pair(stride)),
+                                                  list(_pair(padding)), list(_pair(dilation)),
+                                                  int(deformable_groups))
 
 
 class DCNv2(nn.Module):

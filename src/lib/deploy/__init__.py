@@ -1,0 +1,1 @@
+"""Deployment: ONNX export of CenterNet networks and the runtimes (ONNX Runtime, OpenVINO) that run them."""

@@ -1,0 +1,79 @@
+"""Test-time CenterNet2: backbone -> proposals -> cascade RoI heads, each stage timed on its own."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from models.centernet2.postprocess import to_class_rows
+from utils.debugger import Debugger, denormalize
+
+from .base_detector import BaseDetector
+from .ctdet import CtdetDetector
+
+# per-stage timings added to the result of run() (test.py and demo.py print them after the usual ones)
+STAGE_STATS = ["backbone", "proposals", "roi_heads"]
+
+
+class CenterNet2Detector(BaseDetector):
+    """Two-stage probabilistic detector: objectness x cascade class probability."""
+
+    def __init__(self, opt) -> None:
+        super().__init__(opt)
+        self.model.configure(opt)
+        self._stage_times = dict.fromkeys(STAGE_STATS, 0.0)
+
+    def _timed(self, name: str, start: float) -> float:
+        self._sync()
+        now = time.time()
+        self._stage_times[name] += now - start
+        return now
+
+    def process(self, images: torch.Tensor, return_time: bool = False):
+        """Run the three stages; dets: (boxes, scores, classes) of the first image in input pixels."""
+        model = self.model
+        # --flip_test: the mirrored copy is not merged (the RoI heads' boxes do not average like heat maps)
+        images = images[:1]
+        with torch.no_grad():
+            self._sync()
+            start = time.time()
+            feats = model.features(images)
+            start = self._timed("backbone", start)
+            heat, reg = model.first_stage(feats)
+            proposals = model.propose(heat, reg, training=False)
+            start = self._timed("proposals", start)
+            size = (images.shape[2], images.shape[3])
+            detections = model.roi_heads.inference(feats, model.settings.levels, proposals, size)
+            forward_time = self._timed("roi_heads", start)
+        output = {"heat": heat, "proposals": proposals, "detections": detections}
+        if return_time:
+            return output, detections[0], forward_time
+        return output, detections[0]
+
+    def post_process(self, dets, meta: dict, scale: float = 1) -> dict:
+        """{class 1..C: float32 n x 5 [x1, y1, x2, y2, score]} in original image pixels."""
+        boxes, scores, classes = dets
+        input_size = (meta["out_width"] * self.opt.down_ratio, meta["out_height"] * self.opt.down_ratio)
+        return to_class_rows(boxes, scores, classes, meta["c"], meta["s"], input_size, self.num_classes, scale)
+
+    # per-class rows as ctdet's: concatenate scales, soft-NMS for several scales or --nms, the best 100
+    merge_outputs = CtdetDetector.merge_outputs
+
+    def run(self, image_or_path_or_tensor, meta=None) -> dict:
+        """BaseDetector.run plus the time of each stage ('backbone', 'proposals', 'roi_heads')."""
+        self._stage_times = dict.fromkeys(STAGE_STATS, 0.0)
+        ret = super().run(image_or_path_or_tensor, meta)
+        ret.update(self._stage_times)
+        return ret
+
+    def debug(self, debugger: Debugger, images: torch.Tensor, dets, output: dict, scale: float = 1) -> None:
+        """The network input with its detections above --vis_thresh (input pixels)."""
+        img = denormalize(images[0], self.mean, self.std)
+        boxes, scores, classes = dets
+        rows = torch.cat([boxes, scores[:, None], classes[:, None].float()], dim=1).cpu().numpy()
+        debugger.add_box_rows(img, rows, self.opt.vis_thresh, f"out_pred_{scale:.1f}")
+
+    def show_results(self, debugger: Debugger, image: np.ndarray, results: dict) -> None:
+        """Boxes above vis_thresh on the original image (window 'centernet2')."""
+        self._show_class_boxes(debugger, image, results, "centernet2")

@@ -1,0 +1,55 @@
+"""Batched inference: detector.run on a list of images equals running them one at a time; test.py's rule."""
+import importlib.util
+import os
+
+import numpy as np
+import torch
+
+from detectors.detector_factory import detector_factory
+from models.model import create_model, save_model
+from opts import opts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _detector(tmp_path, extra=()):
+    torch.manual_seed(0)
+    heads = {"hm": 6, "wh": 2, "reg": 2}
+    model = create_model("res_18", heads, 8)
+    with torch.no_grad():  # varied heatmaps, so the top-K has no ties to order differently
+        for p in model.hm.parameters():
+            p.normal_(0, 0.2)
+    save_model(str(tmp_path / "m.pth"), 1, model)
+    opt = opts().init(["ctdet", "--arch", "res_18", "--dataset", "synth", "--head_conv", "8", "--input_res", "64",
+                       "--gpus", "-1", "--load_model", str(tmp_path / "m.pth"), "--exp_root", str(tmp_path), *extra])
+    return detector_factory["ctdet"](opt)
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, size=shape, dtype=np.uint8) for shape in ((64, 64, 3), (48, 80, 3), (70, 50, 3))]
+
+
+def test_run_on_a_list_equals_one_at_a_time(tmp_path):
+    # flipped copies, two scales, and --keep_res so that the images' inputs differ in size (several batches)
+    detector = _detector(tmp_path, ("--flip_test", "--test_scales", "1,1.5", "--keep_res"))
+    images = _images()
+    singles = [detector.run(img) for img in images]
+    batched = detector.run(images)
+    assert isinstance(batched, list) and len(batched) == len(images)
+    for one, many in zip(singles, batched):
+        assert set(many) >= {"results", "tot", "net"}
+        assert one["results"].keys() == many["results"].keys()
+        for cls in one["results"]:
+            np.testing.assert_allclose(many["results"][cls], one["results"][cls], rtol=1e-4, atol=1e-4)
+
+
+def test_test_py_batches_only_when_asked():
+    spec = importlib.util.spec_from_file_location("centernet_test_script", os.path.join(ROOT, "src", "test.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    opt = type("Opt", (), {"batch_size": 32})()  # the training default
+    assert module.test_batch_size(opt, ["ctdet", "--arch", "res_18"]) == 1
+    opt.batch_size = 8
+    assert module.test_batch_size(opt, ["ctdet", "--batch_size", "8"]) == 8
+    assert module.test_batch_size(opt, ["ctdet", "--batch_size=8"]) == 8
