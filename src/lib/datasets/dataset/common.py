@@ -44,21 +44,28 @@ def _to_float(x) -> float:
     return float(f"{x:.2f}")
 
 
-def run_coco_eval(coco_gt: coco.COCO, result_json: str, iou_types: tuple[str, ...]):
-    """COCOeval of a results.json for each of `iou_types` in turn, printing each summary.
-
-    Returns the first type's figures, or None when the file holds no detections or there is no ground truth.
-    """
+def nothing_to_evaluate(coco_gt: coco.COCO, result_json: str) -> bool:
+    """Whether COCOeval must be skipped (said in one line): no detections, or no ground truth in the split."""
     with open(result_json) as f:
         dets = json.load(f)
     if len(dets) == 0:
         # loadRes cannot index an empty list; with nothing detected every figure would be 0. A model that
         # detects nothing is a finding, not bad input: the (empty) results file stays for inspection.
         print(f"no detections: COCO evaluation skipped ({result_json} holds an empty list)")
-        return None
+        return True
     if not coco_gt.dataset.get("annotations"):
         # an unlabelled test split (test-dev): every figure would be -1; the results go to the server
         print(f"no ground truth for this split: COCO evaluation skipped; results written to {result_json}")
+        return True
+    return False
+
+
+def run_coco_eval(coco_gt: coco.COCO, result_json: str, iou_types: tuple[str, ...]):
+    """COCOeval of a results.json for each of `iou_types` in turn, printing each summary.
+
+    Returns the first type's figures, or None when the file holds no detections or there is no ground truth.
+    """
+    if nothing_to_evaluate(coco_gt, result_json):
         return None
     coco_dets = coco_gt.loadRes(result_json)
     stats = None

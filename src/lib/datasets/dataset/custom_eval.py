@@ -1,11 +1,11 @@
 """COCO evaluation of a custom dataset: the COCO figures, then a per-class AP table."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pycocotools.coco as coco
 from pycocotools.cocoeval import COCOeval
+
+from datasets.dataset.common import nothing_to_evaluate
 
 
 def instances_per_category(coco_gt: coco.COCO) -> dict[int, int]:
@@ -50,13 +50,7 @@ def evaluate(coco_gt: coco.COCO, result_json: str, iou_types: tuple[str, ...], n
 
     None when there is nothing to evaluate (no detections, or no ground truth in the file).
     """
-    with open(result_json) as f:
-        dets = json.load(f)
-    if not dets:
-        print(f"no detections: COCO evaluation skipped ({result_json} holds an empty list)")
-        return None
-    if not coco_gt.dataset.get("annotations"):
-        print(f"no ground truth in this split: COCO evaluation skipped; results written to {result_json}")
+    if nothing_to_evaluate(coco_gt, result_json):
         return None
     coco_dets = coco_gt.loadRes(result_json)
     counts = instances_per_category(coco_gt)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.sample.common import SampleDataset, boxes_and_classes, load_image_and_anns
+from datasets.sample.common import SampleDataset, boxes_and_classes, input_frame, load_image_and_anns
 from utils.image import get_affine_transform
 
 LSJ_RANGE = (0.1, 2.0)  # large-scale jitter's scale range (detectron2's LSJ recipe)
@@ -20,13 +20,7 @@ class CenterNet2Dataset(SampleDataset):
         opt = self.opt
         img_id, _, img, anns = load_image_and_anns(self, index)
         height, width = img.shape[0], img.shape[1]
-        c = np.array([width / 2., height / 2.], dtype=np.float32)
-        if opt.keep_res:
-            input_h, input_w = (height | opt.pad) + 1, (width | opt.pad) + 1
-            s = np.array([input_w, input_h], dtype=np.float32)
-        else:
-            s = max(height, width) * 1.0
-            input_h, input_w = opt.input_h, opt.input_w
+        c, s, input_h, input_w = input_frame(opt, height, width)
 
         flipped = False
         if self.split == "train" and opt.lsj:

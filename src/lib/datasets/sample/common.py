@@ -29,6 +29,16 @@ def load_image_and_anns(ds, index: int):
     return img_id, img_path, read_image(img_path), anns
 
 
+def input_frame(opt, height: int, width: int) -> tuple[np.ndarray, object, int, int]:
+    """(centre, scale, input_h, input_w) of an image: padded to a multiple of pad + 1 with --keep_res,
+    else the longer side scaled to the fixed input size."""
+    c = np.array([width / 2., height / 2.], dtype=np.float32)
+    if opt.keep_res:
+        input_h, input_w = (height | opt.pad) + 1, (width | opt.pad) + 1
+        return c, np.array([input_w, input_h], dtype=np.float32), input_h, input_w
+    return c, max(height, width) * 1.0, opt.input_h, opt.input_w
+
+
 def boxes_and_classes(anns: list[dict], cat_ids: dict, flipped: bool, width: int, trans: np.ndarray,
                       out_w: int, out_h: int) -> tuple[np.ndarray, np.ndarray]:
     """The annotations' boxes as float32 x1y1x2y2, flipped, mapped by `trans` and clipped to out_w x out_h,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.sample.common import SampleDataset, boxes_and_classes, load_image_and_anns, mse_sigma
+from datasets.sample.common import SampleDataset, boxes_and_classes, input_frame, load_image_and_anns, mse_sigma
 from utils.image import (
     draw_dense_reg,
     draw_msra_gaussian,
@@ -23,14 +23,7 @@ class CTDetDataset(SampleDataset):
         num_objs = len(anns)
 
         height, width = img.shape[0], img.shape[1]
-        c = np.array([width / 2., height / 2.], dtype=np.float32)
-        if opt.keep_res:
-            input_h = (height | opt.pad) + 1
-            input_w = (width | opt.pad) + 1
-            s = np.array([input_w, input_h], dtype=np.float32)
-        else:
-            s = max(height, width) * 1.0
-            input_h, input_w = opt.input_h, opt.input_w
+        c, s, input_h, input_w = input_frame(opt, height, width)
 
         flipped = False
         if self.split == "train":

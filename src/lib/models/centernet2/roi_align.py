@@ -55,12 +55,8 @@ def _roi_align_separable(feature: torch.Tensor, rois: torch.Tensor, output_size:
     wy = _axis_weights(boxes[:, 1], boxes[:, 3] - boxes[:, 1], output_size, sampling_ratio, height).to(feature.dtype)
     wx = _axis_weights(boxes[:, 0], boxes[:, 2] - boxes[:, 0], output_size, sampling_ratio, width).to(feature.dtype)
     channels = feature.shape[1]
-    batch_index = rois[:, 0].long()
     parts, order = [], []
-    for b in range(feature.shape[0]):
-        idx = torch.nonzero(batch_index == b).squeeze(1)
-        if idx.numel() == 0:
-            continue
+    for b, idx in _rois_of_each_image(rois, feature.shape[0]):
         # rows of the map as one matrix: the y contraction of all RoIs is a single product
         fmap = feature[b].permute(1, 0, 2).reshape(height, channels * width)
         for chunk in idx.split(_CHUNK):
@@ -70,6 +66,15 @@ def _roi_align_separable(feature: torch.Tensor, rois: torch.Tensor, output_size:
             parts.append(pooled.reshape(n, output_size, channels, output_size).permute(0, 2, 1, 3))
             order.append(chunk)
     return _in_order(parts, order)
+
+
+def _rois_of_each_image(rois: torch.Tensor, num_images: int):
+    """(image index, indices of its RoIs) for every image that has RoIs (column 0 of `rois` is the image)."""
+    batch_index = rois[:, 0].long()
+    for b in range(num_images):
+        idx = torch.nonzero(batch_index == b).squeeze(1)
+        if idx.numel():
+            yield b, idx
 
 
 def _in_order(parts: list[torch.Tensor], order: list[torch.Tensor]) -> torch.Tensor:
@@ -95,12 +100,8 @@ def _roi_align_sampled(feature: torch.Tensor, rois: torch.Tensor, output_size: i
                      torch.full_like(ys, _FAR))
     side = output_size * sampling_ratio
     grid = torch.stack([gx[:, None, :].expand(num, side, side), gy[:, :, None].expand(num, side, side)], dim=3)
-    batch_index = rois[:, 0].long()
     parts, order = [], []
-    for b in range(feature.shape[0]):
-        idx = torch.nonzero(batch_index == b).squeeze(1)
-        if idx.numel() == 0:
-            continue
+    for b, idx in _rois_of_each_image(rois, feature.shape[0]):
         g = grid[idx].to(feature.dtype).reshape(1, -1, side, 2)
         s = F.grid_sample(feature[b:b + 1], g, mode="bilinear", padding_mode="zeros", align_corners=False)
         parts.append(s.reshape(channels, -1, side, side).permute(1, 0, 2, 3))
