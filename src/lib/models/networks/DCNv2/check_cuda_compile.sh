@@ -63,24 +63,40 @@ if [[ ! -f "${TORCH_INC[0]}/c10/cuda/impl/cuda_cmake_macros.h" ]]; then
   SHIM_NOTE=" (generated c10/cuda/impl/cuda_cmake_macros.h missing from this torch: shimmed)"
 fi
 echo "check_cuda_compile: $("$NVCC" --version | tail -n 1), -std=$STD, -arch=$ARCH, torch headers ${TORCH_INC[0]}$SHIM_NOTE"
-status=0
+# The units compile in parallel (each takes a minute or more, most of it in torch's headers);
+# each one's messages go to its own log, printed in a fixed order afterwards.
+compile_cu() {
+  "$NVCC" -c "$1" -o "$OUT/$2.o" -std="$STD" -arch="$ARCH" -O1 "${INC[@]}" \
+    --expt-relaxed-constexpr -Xcompiler -fPIC -D_GLIBCXX_USE_CXX11_ABI="$ABI" \
+    -DCUDA_HAS_FP16=1 -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ \
+    -DTORCH_EXTENSION_NAME=_ext -DTORCH_API_INCLUDE_EXTENSION_H
+}
+CXX="${CXX:-c++}"
+compile_cpp() {
+  "$CXX" -c "$HERE/src/vision.cpp" -o "$OUT/vision.o" -std="$STD" -O0 -fPIC -DWITH_CUDA "${INC[@]}" -I"$PY_INC" \
+    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DTORCH_EXTENSION_NAME=_ext -DTORCH_API_INCLUDE_EXTENSION_H
+}
+names=() pids=()
 for cu in "$HERE"/src/cuda/*.cu; do
   name="$(basename "$cu" .cu)"
-  if "$NVCC" -c "$cu" -o "$OUT/$name.o" -std="$STD" -arch="$ARCH" -O1 "${INC[@]}" \
-      --expt-relaxed-constexpr -Xcompiler -fPIC -D_GLIBCXX_USE_CXX11_ABI="$ABI" \
-      -DCUDA_HAS_FP16=1 -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ \
-      -DTORCH_EXTENSION_NAME=_ext -DTORCH_API_INCLUDE_EXTENSION_H; then
+  compile_cu "$cu" "$name" > "$OUT/$name.log" 2>&1 &
+  names+=("$name") pids+=($!)
+done
+compile_cpp > "$OUT/vision.log" 2>&1 &
+vision_pid=$!
+status=0
+for i in "${!names[@]}"; do
+  name="${names[$i]}"
+  if wait "${pids[$i]}"; then
     echo "  ok   nvcc -c src/cuda/$name.cu"
   else
-    echo "  FAIL nvcc -c src/cuda/$name.cu"; status=1
+    cat "$OUT/$name.log"; echo "  FAIL nvcc -c src/cuda/$name.cu"; status=1
   fi
 done
-CXX="${CXX:-c++}"
-if "$CXX" -c "$HERE/src/vision.cpp" -o "$OUT/vision.o" -std="$STD" -O0 -fPIC -DWITH_CUDA "${INC[@]}" -I"$PY_INC" \
-    -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DTORCH_EXTENSION_NAME=_ext -DTORCH_API_INCLUDE_EXTENSION_H; then
+if wait "$vision_pid"; then
   echo "  ok   $CXX -c src/vision.cpp -DWITH_CUDA (dispatch to the CUDA kernels)"
 else
-  echo "  FAIL $CXX -c src/vision.cpp -DWITH_CUDA"; status=1
+  cat "$OUT/vision.log"; echo "  FAIL $CXX -c src/vision.cpp -DWITH_CUDA"; status=1
 fi
 [[ $status -eq 0 ]] && echo "check_cuda_compile: all CUDA sources compile" || echo "check_cuda_compile: FAILED"
 exit $status
