@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from detectors.centernet2 import CenterNet2Detector
 from models.centernet2.boxes import batched_nms, decode_deltas, encode_deltas, giou_loss_ltrb, nms, pairwise_iou
 from models.centernet2.losses import first_stage_losses, heatmap_focal_loss, stage_losses
 from models.centernet2.network import CenterNet2
+from models.centernet2.postprocess import merge_flipped
 from models.centernet2.proposals import decode_proposals
 from models.centernet2.roi_align import assign_levels, multilevel_roi_align, roi_align
 from models.centernet2.roi_heads import combine_scores, match_boxes, sample_rois
@@ -19,8 +21,10 @@ from models.centernet2.targets import (
     positive_indices,
     sizes_of_interest,
 )
+from models.model import create_model, save_model
 from models.networks.msra_resnet import resnet_spec
 from models.networks.resnet_fpn import ResNetFPN
+from opts import opts
 
 LEVELS = [3, 4, 5, 6, 7]
 STRIDES = [8, 16, 32, 64, 128]
@@ -149,6 +153,54 @@ def test_nms_and_per_class_nms():
     assert nms(boxes, scores, 0.99).tolist() == [3, 0, 1, 2]
 
 
+def test_flip_merge_maps_mirrored_boxes_back_and_removes_duplicates():
+    plain = (torch.tensor([[10., 10, 30, 30]]), torch.tensor([0.9]), torch.tensor([0]))
+    # the mirror of the plain box (input width 100), found again, and a box of another class
+    mirrored = (torch.tensor([[70., 10, 90, 30], [0, 0, 20, 20]]), torch.tensor([0.8, 0.6]), torch.tensor([0, 1]))
+    boxes, scores, classes = merge_flipped(plain, mirrored, 100, 0.7, 100)
+    assert boxes.tolist() == [[10, 10, 30, 30], [80, 0, 100, 20]]
+    assert scores.tolist() == pytest.approx([0.9, 0.6]) and classes.tolist() == [0, 1]
+    assert len(merge_flipped(plain, mirrored, 100, 0.7, 1)[0]) == 1
+
+
+def _random_detector(tmp_path, *extra):
+    torch.manual_seed(0)
+    o = opts()
+    opt = o.parse(["centernet2", "--arch", "res_18_fpn", "--gpus", "-1", "--head_conv", "32",
+                   "--num_proposals_test", "16", "--exp_root", str(tmp_path), *extra])
+    info = type("Info", (), {"default_resolution": [64, 64], "num_classes": 3,
+                             "mean": np.full((1, 1, 3), 0.45, np.float32), "std": np.full((1, 1, 3), 0.27, np.float32)})
+    opt = o.update_dataset_info_and_set_heads(opt, info)
+    opt.load_model = str(tmp_path / "model.pth")
+    save_model(opt.load_model, 0, create_model(opt.arch, opt.heads, opt.head_conv))
+    return CenterNet2Detector(opt)
+
+
+def test_flip_test_detections_are_mirror_symmetric(tmp_path):
+    """--flip_test pools both views, so an image and its mirror give mirrored detections."""
+    detector = _random_detector(tmp_path, "--flip_test")
+    image = (np.random.RandomState(0).rand(64, 80, 3) * 255).astype(np.uint8)
+    a = detector.run(image)["results"]
+    b = detector.run(np.ascontiguousarray(image[:, ::-1]))["results"]
+    assert sum(len(r) for r in a.values()) > 0
+    for cls in a:
+        ra = a[cls][np.argsort(-a[cls][:, 4])]
+        rb = b[cls][np.argsort(-b[cls][:, 4])]
+        mirrored = np.stack([80 - rb[:, 2], rb[:, 1], 80 - rb[:, 0], rb[:, 3], rb[:, 4]], axis=1)
+        np.testing.assert_allclose(ra, mirrored, atol=1e-3)
+
+
+def test_a_list_of_images_gives_the_single_results(tmp_path):
+    detector = _random_detector(tmp_path)
+    images = [(np.random.RandomState(i).rand(64, 64 + 16 * i, 3) * 255).astype(np.uint8) for i in range(2)]
+    batched = detector.run(images)
+    for image, ret in zip(images, batched):
+        single = detector.run(image)["results"]
+        assert set(ret) >= {"results", "backbone", "roi_heads"}
+        for cls in single:
+            np.testing.assert_array_equal(ret["results"][cls], single[cls])
+
+
 def test_box_deltas_round_trip():
     props = torch.tensor([[10., 10, 50, 30], [0, 0, 5, 5]])
     gts = torch.tensor([[12., 8, 60, 33], [1, -1, 4, 7]])
@@ -235,7 +287,6 @@ def test_train_step_and_inference_of_a_small_model():
 
 
 def test_options_of_the_task():
-    from opts import opts
     from utils.errors import UserError
 
     opt = opts().init("centernet2 --arch res_18_fpn --dataset coco".split())
@@ -296,7 +347,6 @@ def _tiny_coco(root):
 
 def test_samples_carry_boxes_in_input_pixels(tmp_path):
     from datasets.dataset_factory import get_dataset
-    from opts import opts
 
     _tiny_coco(str(tmp_path))
     opt = opts().init(["centernet2", "--arch", "res_18_fpn", "--input_res", "128", "--data_dir", str(tmp_path)])

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import torch
 
-from models.centernet2.postprocess import to_class_rows
+from models.centernet2.postprocess import merge_flipped, to_class_rows
 from utils.debugger import Debugger, denormalize
 
 from .base_detector import BaseDetector
@@ -31,10 +31,9 @@ class CenterNet2Detector(BaseDetector):
         return now
 
     def process(self, images: torch.Tensor, return_time: bool = False):
-        """Run the three stages; dets: (boxes, scores, classes) of the first image in input pixels."""
+        """Run the three stages; dets: (boxes, scores, classes) in input pixels (with --flip_test both views)."""
         model = self.model
-        # --flip_test: the mirrored copy is not merged (the RoI heads' boxes do not average like heat maps)
-        images = images[:1]
+        flip = self.opt.flip_test and images.shape[0] == 2
         with torch.no_grad():
             self._sync()
             start = time.time()
@@ -46,6 +45,10 @@ class CenterNet2Detector(BaseDetector):
             size = (images.shape[2], images.shape[3])
             detections = model.roi_heads.inference(feats, model.settings.levels, proposals, size)
             forward_time = self._timed("roi_heads", start)
+        if flip:
+            heads = model.roi_heads
+            detections = [merge_flipped(detections[0], detections[1], images.shape[3], heads.nms_thresh,
+                                        heads.max_detections)]
         output = {"heat": heat, "proposals": proposals, "detections": detections}
         if return_time:
             return output, detections[0], forward_time
@@ -62,10 +65,20 @@ class CenterNet2Detector(BaseDetector):
 
     def run(self, image_or_path_or_tensor, meta=None) -> dict:
         """BaseDetector.run plus the time of each stage ('backbone', 'proposals', 'roi_heads')."""
+        if isinstance(image_or_path_or_tensor, (list, tuple)):
+            return self._run_batch(list(image_or_path_or_tensor), meta)
         self._stage_times = dict.fromkeys(STAGE_STATS, 0.0)
         ret = super().run(image_or_path_or_tensor, meta)
         ret.update(self._stage_times)
         return ret
+
+    def _run_batch(self, items: list, metas=None) -> list[dict]:
+        """run() of a list, one image at a time: proposals differ per image, so the replayed batch outputs
+        the base class slices by image do not apply; the results equal single runs by construction."""
+        metas = [None] * len(items) if metas is None else list(metas)
+        if len(metas) != len(items):
+            raise ValueError(f"run: {len(items)} images but {len(metas)} calibrations")
+        return [self.run(item, meta) for item, meta in zip(items, metas)]
 
     def debug(self, debugger: Debugger, images: torch.Tensor, dets, output: dict, scale: float = 1) -> None:
         """The network input with its detections above --vis_thresh (input pixels)."""
