@@ -75,6 +75,8 @@ class opts:  # noqa: N801 - the original's public name
                             "bf16 where the device runs it natively, else fp16 on GPUs, float32 on CPUs; "
                             "default off (float32)")
         _flag(g, "--sync_bn", "training on several GPUs: synchronise batch-norm statistics across them")
+        _flag(g, "--channels_last", "test.py, demo.py: run the network on NHWC tensors (faster oneDNN convolutions "
+                                    "on CPUs; outputs equal up to float rounding)")
         g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "openvino"],
                        help="runtime for an exported --load_model model.onnx (test.py, demo.py)")
 
@@ -189,7 +191,8 @@ class opts:  # noqa: N801 - the original's public name
 
         g = p.add_argument_group("centernet2 (CenterNet proposals on FPN levels + cascade RoI heads)")
         g.add_argument("--fpn_levels", default="3,4,5,6,7",
-                       help="consecutive FPN levels (3..7) the proposals and RoI pooling use")
+                       help="consecutive FPN levels (3..7) the proposals and RoI pooling use; *_bifpn archs have "
+                            "3..5 only, where the default means 3,4,5")
         g.add_argument("--num_proposals_train", type=int, default=2000, help="proposals per image in training")
         g.add_argument("--num_proposals_test", type=int, default=256, help="proposals per image at test time")
         g.add_argument("--cascade_ious", default="0.6,0.7,0.8",
@@ -487,10 +490,16 @@ def parse_centernet2(opt: argparse.Namespace) -> None:
     _at_least(opt.num_proposals_train, 1, "--num_proposals_train", "the proposals per training image, e.g. 2000")
     _at_least(opt.num_proposals_test, 1, "--num_proposals_test", "the proposals per test image, e.g. 256")
     _at_least(opt.roi_batch_size, 4, "--roi_batch_size", "the RoIs sampled per training image, e.g. 512")
-    fpn_arch = opt.arch.endswith("_fpn")
+    fpn_arch = opt.arch.endswith(("_fpn", "_bifpn"))
     if opt.task == "centernet2" and not fpn_arch:
-        raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn "
-                        "or res_101_fpn")
+        raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn, "
+                        "res_101_fpn, dla_34_fpn or dla_34_bifpn")
     if opt.task != "centernet2" and fpn_arch:
         raise UserError(f"--arch {opt.arch}: the FPN networks carry the two-stage detector; use task centernet2, "
                         f"or an arch such as res_18 for {opt.task}")
+    if opt.arch.endswith("_bifpn"):  # the BiFPN computes P3-P5 only (CenterNet2's real-time DLA-BiFPN-P3)
+        if levels == [3, 4, 5, 6, 7]:  # the default: all of the backbone's levels
+            opt.fpn_levels = [3, 4, 5]
+        elif levels[-1] > 5:
+            raise UserError(f"--fpn_levels {_csv(levels)}: {opt.arch} has levels 3 to 5 only; "
+                            "pass e.g. --fpn_levels 3,4,5")

@@ -53,6 +53,8 @@ class BaseDetector:
             self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)
             self.model = load_weights(self.model, opt.load_model, **checkpoint_options(opt))
             self.model.to(opt.device).eval()  # Module.to moves the parameters in place
+            if getattr(opt, "channels_last", False):
+                self.model.to(memory_format=torch.channels_last)
 
         self.opt = opt
         # 1 x 1 x 3: broadcasts over the HWC images pre_process normalises
@@ -75,9 +77,18 @@ class BaseDetector:
         """The last stack's raw outputs for `images`; queued work is awaited first so the forward is timed alone."""
         self._sync()
         with autocast(self.opt.amp, self.opt.device):
-            output = self.model(images)[-1]
+            output = self.model(self.network_input(images))[-1]
+        if getattr(self.opt, "channels_last", False):
+            # decoding flattens the maps with view(), which needs the default (NCHW) layout
+            output = {k: v.contiguous() for k, v in output.items()}
         # decoding, flip merging and thresholds run in float32, as without --amp
         return to_float(output) if self.opt.amp else output
+
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The batch in the memory format the network was put in (--channels_last: NHWC)."""
+        if getattr(self.opt, "channels_last", False) and isinstance(self.model, torch.nn.Module):
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
 
     def pre_process(self, image: np.ndarray, scale: float, meta=None) -> tuple[torch.Tensor, dict]:
         """Resize by `scale`, warp to the network input (fixed size or padded original), normalise, CHW."""

@@ -37,7 +37,7 @@ class CenterNet2Detector(BaseDetector):
         with torch.no_grad():
             self._sync()
             start = time.time()
-            feats = model.features(images)
+            feats = model.features(self.network_input(images))
             start = self._timed("backbone", start)
             heat, reg = model.first_stage(feats)
             proposals = model.propose(heat, reg, training=False)

@@ -22,16 +22,19 @@ _model_factory = {
     "resdcn": ("resnet_dcn", "get_pose_net"),
     "hourglass": ("large_hourglass", "get_large_hourglass_net"),
     "res_fpn": ("resnet_fpn", "get_pose_net"),  # ResNet + FPN P3-P7 carrying CenterNet2 (task centernet2)
+    "dla_fpn": ("dla_fpn", "get_pose_net"),  # DLA-34 + FPN P3-P7 carrying CenterNet2 (task centernet2)
+    "dla_bifpn": ("dla_fpn", "get_bifpn_net"),  # DLA-34 + BiFPN P3-P5 carrying CenterNet2 (task centernet2)
 }
 
 # The one list of --arch values (opts.py validates against it).
 _RESNET_DEPTHS = (18, 34, 50, 101, 152)
 _FPN_DEPTHS = (18, 50, 101)
 VALID_ARCHS = (*(f"res_{n}" for n in _RESNET_DEPTHS), *(f"resdcn_{n}" for n in _RESNET_DEPTHS),
-               "dla_34", "dlav0_34", "hourglass", *(f"res_{n}_fpn" for n in _FPN_DEPTHS))
+               "dla_34", "dlav0_34", "hourglass", *(f"res_{n}_fpn" for n in _FPN_DEPTHS), "dla_34_fpn",
+               "dla_34_bifpn")
 # VALID_ARCHS in short, for --arch's help and error line.
 ARCH_CHOICES = (f"res_N / resdcn_N (N = {', '.join(map(str, _RESNET_DEPTHS))}), dla_34, dlav0_34, hourglass, "
-                f"res_N_fpn (N = {', '.join(map(str, _FPN_DEPTHS))}; task centernet2)")
+                f"res_N_fpn (N = {', '.join(map(str, _FPN_DEPTHS))}), dla_34_fpn, dla_34_bifpn (task centernet2)")
 
 _LOAD_MSG = ("If you see this, your model does not fully load the pre-trained weight. "
              "Please make sure you have correctly specified --arch xxx "
@@ -42,9 +45,10 @@ def _parse_arch(arch: str) -> tuple[str, int]:
     """Split 'res_18' into ('res', 18); no '_' means 0 layers (hourglass)."""
     if "_" not in arch:
         return arch, 0
-    if arch.endswith("_fpn"):  # res_18_fpn -> ('res_fpn', 18)
-        name, depth = _parse_arch(arch[:-len("_fpn")])
-        return f"{name}_fpn", depth
+    for neck in ("_fpn", "_bifpn"):
+        if arch.endswith(neck):  # res_18_fpn -> ('res_fpn', 18), dla_34_bifpn -> ('dla_bifpn', 34)
+            name, depth = _parse_arch(arch[:-len(neck)])
+            return f"{name}{neck}", depth
     name, _, depth = arch.partition("_")
     try:
         return name, int(depth)

@@ -15,7 +15,8 @@ from utils.errors import UserError
 FPN_CHANNELS = 256
 
 
-def _xavier_fill(conv: nn.Conv2d) -> None:
+def xavier_fill(conv: nn.Conv2d) -> None:
+    """detectron2's FPN conv init: Kaiming-uniform (a=1) weights, zero bias."""
     nn.init.kaiming_uniform_(conv.weight, a=1)
     nn.init.constant_(conv.bias, 0)
 
@@ -35,7 +36,7 @@ class ResNetFPN(PoseResNetBase):
         self.out_channels = channels
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.bias is not None:  # the FPN convs (ResNet's have no bias)
-                _xavier_fill(m)
+                xavier_fill(m)
         # 1: bottleneck blocks stride in their 1x1 conv (detectron2's MSRA ResNets, set by the converter),
         # 0: in the 3x3 conv (torchvision's, as res_N). Kept in the checkpoint so converted weights run as trained.
         self.register_buffer("stride_in_1x1", torch.zeros((), dtype=torch.uint8))
@@ -82,5 +83,10 @@ def get_pose_net(num_layers: int, heads: Mapping[str, int], head_conv: int = 102
     backbone = ResNetFPN(block, layers)
     if not (pretrained and load_imagenet(backbone, model_urls[f"resnet{num_layers}"])):
         backbone.init_backbone_from_scratch()
+    return centernet2_on(backbone, heads, head_conv)
+
+
+def centernet2_on(backbone: nn.Module, heads: Mapping[str, int], head_conv: int) -> CenterNet2:
+    """The CenterNet2 detector around an FPN `backbone`; --head_conv is the box heads' width (1024 if not set)."""
     fc_dim = head_conv if head_conv > 0 else 1024
     return CenterNet2(backbone, num_classes=heads["cls"] - 1, num_stages=heads.get("stages", 3), fc_dim=fc_dim)

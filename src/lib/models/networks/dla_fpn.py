@@ -1,0 +1,145 @@
+"""dla_34_fpn / dla_34_bifpn: the DLA-34 body with an FPN (P3-P7) or a BiFPN (P3-P5), carrying CenterNet2."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.centernet2.network import CenterNet2
+from models.networks.pose_dla_dcn import dla34
+from models.networks.resnet_fpn import centernet2_on, xavier_fill
+from utils.errors import UserError
+
+FPN_CHANNELS = 256
+BIFPN_CHANNELS = 160  # CenterNet2's real-time DLA-BiFPN width
+BIFPN_REPEATS = 4  # BiFPN layers of CenterNet2's DLA-BiFPN-P3 config
+BIFPN_LEVELS = (3, 4, 5)
+_DLA_LEVELS = (3, 4, 5)  # DLA outputs at strides 8, 16, 32
+_DLA_WIDTHS = (128, 256, 512)
+
+
+class DLAFPN(nn.Module):
+    """DLA-34 levels 3-5, FPN on them (P3-P5), P6 from P5 and P7 from P6 (stride-2 convs): ResNetFPN's contract."""
+
+    def __init__(self, channels: int = FPN_CHANNELS, pretrained: bool = False) -> None:
+        super().__init__()
+        self.base = dla34(pretrained=pretrained)
+        for level, width in zip(_DLA_LEVELS, _DLA_WIDTHS):
+            setattr(self, f"fpn_lateral{level}", nn.Conv2d(width, channels, 1))
+            setattr(self, f"fpn_output{level}", nn.Conv2d(channels, channels, 3, padding=1))
+        self.top_block_p6 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.top_block_p7 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.out_channels = channels
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Conv2d) and not name.startswith("base"):
+                xavier_fill(m)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[P3, P4, P5, P6, P7] at strides 8 .. 128."""
+        c3, c4, c5 = self.base(x)[3:6]
+        top = self.fpn_lateral5(c5)
+        outs = [self.fpn_output5(top)]
+        for level, c in ((4, c4), (3, c3)):
+            # nearest up-sampling to the lateral's own size, so inputs need not be multiples of 32
+            top = getattr(self, f"fpn_lateral{level}")(c) + F.interpolate(top, size=c.shape[-2:], mode="nearest")
+            outs.insert(0, getattr(self, f"fpn_output{level}")(top))
+        p6 = self.top_block_p6(outs[-1])
+        p7 = self.top_block_p7(F.relu(p6))
+        return [*outs, p6, p7]
+
+
+def _conv_gn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False), nn.GroupNorm(32, out_ch))
+
+
+class FusionNode(nn.Module):
+    """One BiFPN node: inputs resized to the target level, fast normalised weighted sum, swish, 3x3 conv + GN."""
+
+    def __init__(self, in_widths: list[int], channels: int) -> None:
+        super().__init__()
+        # inputs of another width (the raw DLA levels, first layer only) get their own 1x1 conv + GN per node
+        self.reduce = nn.ModuleList([_conv_gn(w, channels, 1) if w != channels else nn.Identity() for w in in_widths])
+        self.weights = nn.Parameter(torch.ones(len(in_widths)))
+        self.conv = _conv_gn(channels, channels, 3)
+
+    def forward(self, inputs: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Fuse `inputs` (from finer, the same or coarser levels) at the spatial `size` of the node's level."""
+        resized = []
+        for x, reduce in zip(inputs, self.reduce):
+            x = reduce(x)
+            if x.shape[-2] > size[0]:  # the finer neighbour: halve by 3x3 max pooling
+                x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+            elif x.shape[-2:] != size:  # the coarser neighbour
+                x = F.interpolate(x, size=size, mode="nearest")
+            resized.append(x)
+        w = F.relu(self.weights)
+        w = w / (w.sum() + 1e-4)
+        fused = sum(wi * x for wi, x in zip(w, resized))
+        return self.conv(fused * fused.sigmoid())
+
+
+class BiFPNLayer(nn.Module):
+    """One BiFPN pass over P3-P5: top-down (P4', P3 out), then bottom-up (P4 out, P5 out)."""
+
+    def __init__(self, in_widths: list[int], channels: int) -> None:
+        super().__init__()
+        w3, w4, w5 = in_widths
+        self.td4 = FusionNode([w4, w5], channels)
+        self.out3 = FusionNode([w3, channels], channels)
+        self.out4 = FusionNode([w4, channels, channels], channels)
+        self.out5 = FusionNode([w5, channels], channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[P3, P4, P5] in, [P3, P4, P5] out (same sizes, `channels` wide)."""
+        p3, p4, p5 = feats
+        size3, size4, size5 = (tuple(f.shape[-2:]) for f in feats)
+        td4 = self.td4([p4, p5], size4)
+        out3 = self.out3([p3, td4], size3)
+        out4 = self.out4([p4, td4, out3], size4)
+        out5 = self.out5([p5, out4], size5)
+        return [out3, out4, out5]
+
+
+class DLABiFPN(nn.Module):
+    """DLA-34 levels 3-5 -> `repeats` BiFPN layers of `channels`: [P3, P4, P5] only (no P6/P7)."""
+
+    def __init__(self, channels: int = BIFPN_CHANNELS, repeats: int = BIFPN_REPEATS, pretrained: bool = False) -> None:
+        super().__init__()
+        self.base = dla34(pretrained=pretrained)
+        widths = list(_DLA_WIDTHS)
+        layers = []
+        for _ in range(repeats):
+            layers.append(BiFPNLayer(widths, channels))
+            widths = [channels] * 3
+        self.bifpn = nn.ModuleList(layers)
+        self.out_channels = channels
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[P3, P4, P5] at strides 8, 16, 32."""
+        feats = list(self.base(x)[3:6])
+        for layer in self.bifpn:
+            feats = layer(feats)
+        return feats
+
+
+def _check_depth(num_layers: int, suffix: str) -> None:
+    if num_layers != 34:
+        raise UserError(f"--arch dla_{num_layers}_{suffix}: unsupported depth; use dla_34_{suffix}")
+
+
+def get_pose_net(num_layers: int, heads: Mapping[str, int], head_conv: int = 1024,
+                 pretrained: bool = False) -> CenterNet2:
+    """CenterNet2 on DLA-34-FPN (P3-P7, 256 channels); ImageNet DLA-34 weights from the hub cache if `pretrained`."""
+    _check_depth(num_layers, "fpn")
+    return centernet2_on(DLAFPN(pretrained=pretrained), heads, head_conv)
+
+
+def get_bifpn_net(num_layers: int, heads: Mapping[str, int], head_conv: int = 1024,
+                  pretrained: bool = False) -> CenterNet2:
+    """CenterNet2 on DLA-34-BiFPN (P3-P5, 160 channels, 4 layers); proposals and RoIs use levels 3-5."""
+    _check_depth(num_layers, "bifpn")
+    model = centernet2_on(DLABiFPN(pretrained=pretrained), heads, head_conv)
+    model.settings.levels = list(BIFPN_LEVELS)
+    return model
