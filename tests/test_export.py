@@ -234,6 +234,23 @@ def test_decode_in_graph_equals_python_decode(tmp_path, task, width):
     assert _max_diff(got, want) <= TOL
 
 
+@pytest.mark.parametrize("task", ["ctdet", "ddd"])
+def test_dynamic_decode_in_graph_takes_any_batch_and_size(tmp_path, task):
+    opt = _opt(task, "res_18", extra=["--K", "20"])
+    net = TinyDCNNet(opt.heads, seed=3).eval()
+    path = str(tmp_path / "d.onnx")
+    export_onnx(DecodedOutput(net, opt).eval(), torch.randn(2, 3, 64, 64), path, ["dets"], dynamic=True)
+    import onnxruntime as ort
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 96, 64), (3, 3, 64, 128)]:
+        x = torch.randn(*shape)
+        got = session.run(None, {"input": x.numpy()})[0]
+        with torch.no_grad():
+            want = _python_decode(task, net(x)[-1], 20)
+        assert got.shape[:2] == (shape[0], 20)
+        assert _max_diff(got, want) <= TOL
+
+
 def test_half_export_with_dcn_is_valid_onnx(tmp_path):
     import onnx
     heads = {"hm": 2, "wh": 2}

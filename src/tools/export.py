@@ -33,7 +33,7 @@ def export_parser() -> argparse.ArgumentParser:
                    help="DCNv2 as the ONNX DeformConv node, or as GridSample + MatMul (runtimes without "
                         "DeformConv, e.g. OpenVINO)")
     p.add_argument("--dynamic", action="store_true",
-                   help="batch size and input height/width free at run time (with --decode: the batch size)")
+                   help="batch size and input height/width free at run time")
     p.add_argument("--half", action="store_true", help="float16 graph (inputs and outputs float16)")
     p.add_argument("--decode", action="store_true",
                    help="end the graph in detections (sigmoid, 3x3 max-pool peaks, top-K): ctdet, multi_pose, ddd")
@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         module = copy.deepcopy(module).half()
     print(f"exporting {opt.task} {opt.arch} at {opt.input_w}x{opt.input_h} (opset {args.opset}, --dcn {args.dcn}"
           f"{', dynamic' if args.dynamic else ''}{', float16' if args.half else ''}) to {args.output}")
-    # the decode's index arithmetic (peak index -> x, y) does not export with a symbolic width: batch only
     export_onnx(module, sample.half() if args.half else sample, args.output, names, opset=args.opset, dcn=args.dcn,
-                dynamic=args.dynamic, dynamic_spatial=not args.decode)
+                dynamic=args.dynamic)
     print(f"{args.output}: passes onnx.checker; outputs {', '.join(names)}")
     try:
         diffs = compare_with_onnxruntime(args.output, reference, sample, names)

@@ -68,8 +68,12 @@ def _topk_channel(scores: torch.Tensor, K: int = 40):
     """Top-K peaks of every channel separately: (scores, flat indices, ys, xs), each B x C x K."""
     batch, cat, height, width = scores.size()
     topk_scores, topk_inds = torch.topk(scores.view(batch, cat, -1), K)
-    topk_ys = torch.div(topk_inds, width, rounding_mode="floor").float()
-    topk_xs = (topk_inds % width).float()
+    # row and column of each flat index looked up in coordinate grids rather than divided out: the same
+    # integers, and an ONNX export keeps the map size free (a division by a symbolic width does not export)
+    rows = torch.arange(height, device=scores.device).view(height, 1).expand(height, width).reshape(-1)
+    cols = torch.arange(width, device=scores.device).view(1, width).expand(height, width).reshape(-1)
+    topk_ys = rows[topk_inds].float()
+    topk_xs = cols[topk_inds].float()
     return topk_scores, topk_inds, topk_ys, topk_xs
 
 
