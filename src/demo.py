@@ -7,13 +7,14 @@ OpenCV without GUI support) annotated images, or an annotated video for video in
 from __future__ import annotations
 
 import os
+import sys
 
 import cv2
 
 import _init_paths  # noqa: F401
 from detectors.base_detector import TIME_STATS, vis_out_dir
 from detectors.detector_factory import detector_factory
-from opts import opts
+from opts import inference_batch_size, opts
 from utils.debugger import display_available
 from utils.errors import UserError, run_cli, warn
 from utils.image_io import ImageReadError
@@ -129,17 +130,26 @@ def demo(opt) -> None:
         demo_video(opt, detector)
         return
     skipped = 0
-    for image_name in names:
+    batch = inference_batch_size(opt, sys.argv[1:])
+    for first in range(0, len(names), batch):
+        chunk = names[first:first + batch]
         try:
-            ret = detector.run(image_name)
-        except ImageReadError as e:
-            if not os.path.isdir(opt.demo):
+            rets = detector.run(chunk) if len(chunk) > 1 else [detector.run(chunk[0])]
+        except ImageReadError:
+            if len(chunk) == 1 and not os.path.isdir(opt.demo):
                 raise  # the one image asked for
-            # one bad file in a folder should not cost the results of all the others
-            warn(f"{e.path}: {e.reason}; skipped" if e.path else f"{e}; skipped")
-            skipped += 1
-            continue
-        print(time_string(ret))
+            rets = None
+        if rets is None:  # a file of this chunk could not be read: the others one by one
+            rets = []
+            for image_name in chunk:
+                try:
+                    rets.append(detector.run(image_name))
+                except ImageReadError as e:
+                    # one bad file in a folder should not cost the results of all the others
+                    warn(f"{e.path}: {e.reason}; skipped" if e.path else f"{e}; skipped")
+                    skipped += 1
+        for ret in rets:
+            print(time_string(ret))
     if skipped == len(names):
         raise UserError(f"--demo {opt.demo}: none of its {len(names)} images could be read; "
                         "check the files (see the warnings above)")

@@ -17,7 +17,7 @@ from datasets.sample.common import read_image
 from detectors.base_detector import TIME_STATS
 from detectors.detector_factory import detector_factory
 from logger import Logger, NullLogger
-from opts import opts
+from opts import inference_batch_size, opts
 from utils import distributed
 from utils.errors import UserError, run_cli
 from utils.utils import AverageMeter, select_device
@@ -179,18 +179,11 @@ def _batched_runs(detector, items: Iterator[tuple], batch_size: int) -> Iterator
         yield from flush()
 
 
-def test_batch_size(opt, argv: list[str]) -> int:
-    """Images per network forward: --batch_size only when given on the command line (its default, 32, is
-    the training batch), so a plain `python test.py ...` runs one image at a time as the original does."""
-    given = any(a == "--batch_size" or a.startswith("--batch_size=") for a in argv)
-    return max(1, opt.batch_size) if given else 1
-
-
 def main() -> None:
     """Parse the command line and run the chosen test loop; under torchrun only rank 0 prints to stdout."""
     with distributed.quiet_unless_main():
         opt = opts().parse()
-        opt.test_batch = test_batch_size(opt, sys.argv[1:])
+        opt.test_batch = inference_batch_size(opt, sys.argv[1:])
         if opt.not_prefetch_test:
             test(opt)
         else:

@@ -2,12 +2,13 @@
 import importlib.util
 import os
 
+import cv2
 import numpy as np
 import torch
 
 from detectors.detector_factory import detector_factory
 from models.model import create_model, save_model
-from opts import opts
+from opts import inference_batch_size, opts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,15 +45,34 @@ def test_run_on_a_list_equals_one_at_a_time(tmp_path):
             np.testing.assert_allclose(many["results"][cls], one["results"][cls], rtol=1e-4, atol=1e-4)
 
 
-def test_test_py_batches_only_when_asked():
-    spec = importlib.util.spec_from_file_location("centernet_test_script", os.path.join(ROOT, "src", "test.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_scripts_batch_only_when_asked():
     opt = type("Opt", (), {"batch_size": 32})()  # the training default
-    assert module.test_batch_size(opt, ["ctdet", "--arch", "res_18"]) == 1
+    assert inference_batch_size(opt, ["ctdet", "--arch", "res_18"]) == 1
     opt.batch_size = 8
-    assert module.test_batch_size(opt, ["ctdet", "--batch_size", "8"]) == 8
-    assert module.test_batch_size(opt, ["ctdet", "--batch_size=8"]) == 8
+    assert inference_batch_size(opt, ["ctdet", "--batch_size", "8"]) == 8
+    assert inference_batch_size(opt, ["ctdet", "--batch_size=8"]) == 8
+
+
+def test_demo_folder_in_batches_skips_a_bad_file(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("centernet_demo_script", os.path.join(ROOT, "src", "demo.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(_images()):
+        cv2.imwrite(str(folder / f"im{i}.jpg"), img)
+    (folder / "im1b.jpg").write_bytes(b"not a jpeg")  # sorted between im1 and im2: in the second batch of 2
+    detector = _detector(tmp_path, ("--demo", str(folder), "--demo_out_dir", str(tmp_path / "vis")))
+    monkeypatch.setattr(demo.sys, "argv", ["demo.py", "ctdet", "--batch_size", "2"])
+    monkeypatch.setattr(demo, "display_available", lambda: False)
+    opt = detector.opt
+    opt.batch_size = 2
+    demo.demo(opt)
+    out = capsys.readouterr()
+    assert out.out.count("tot ") == 3  # one time line per readable image
+    assert "im1b.jpg" in out.err and "skipped" in out.err
+    written = sorted(p.name for p in (tmp_path / "vis").iterdir())
+    assert [n for n in written if n.startswith("im")] and not any(n.startswith("im1b") for n in written)
 
 
 def test_channels_last_gives_the_same_outputs(tmp_path):

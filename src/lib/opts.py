@@ -318,6 +318,13 @@ def chunk_sizes(batch_size: int, master_batch_size: int, num_gpus: int) -> list[
     return sizes
 
 
+def inference_batch_size(opt: argparse.Namespace, argv: list[str]) -> int:
+    """Images per network forward in test.py/demo.py: --batch_size only when given on the command line (its
+    default, 32, is the training batch), so a plain run goes one image at a time as the original does."""
+    given = any(a == "--batch_size" or a.startswith("--batch_size=") for a in argv)
+    return max(1, opt.batch_size) if given else 1
+
+
 def task_heads(opt: argparse.Namespace, dataset) -> dict[str, int]:
     """Output heads (name -> channels) of the task; insertion order is the network's output order."""
     if opt.task == "exdet":
