@@ -201,6 +201,12 @@ class opts:  # noqa: N801 - the original's public name
                           "to the input size) instead of the random crop")
         g.add_argument("--roi_batch_size", type=int, default=512,
                        help="RoIs sampled per training image for the box heads (at most 25%% foreground)")
+        _flag(g, "--more_pos", "training: CenterNet2's MORE_POS; the 3 x 3 cells around each centre (every level) "
+                               "whose predicted box already has a low GIoU loss become extra heat-map positives")
+        g.add_argument("--more_pos_thresh", type=float, default=0.2,
+                       help="with --more_pos: the GIoU loss an extra positive must stay below")
+        g.add_argument("--more_pos_topk", type=int, default=9,
+                       help="with --more_pos: an extra positive must rank below the object's N-th smallest loss")
 
         g = p.add_argument_group("ground-truth substitution (main.py --test)")
         for name in ("hm", "wh", "offset", "kps", "hmhp", "hp_offset", "dep"):
@@ -497,6 +503,9 @@ def parse_centernet2(opt: argparse.Namespace) -> None:
     _at_least(opt.num_proposals_train, 1, "--num_proposals_train", "the proposals per training image, e.g. 2000")
     _at_least(opt.num_proposals_test, 1, "--num_proposals_test", "the proposals per test image, e.g. 256")
     _at_least(opt.roi_batch_size, 4, "--roi_batch_size", "the RoIs sampled per training image, e.g. 512")
+    if not opt.more_pos_thresh > 0:
+        raise UserError(f"--more_pos_thresh {opt.more_pos_thresh:g}: must be above 0; pass a GIoU loss such as 0.2")
+    _at_least(opt.more_pos_topk, 1, "--more_pos_topk", "the candidates ranked per object, e.g. 9")
     fpn_arch = opt.arch.endswith(("_fpn", "_bifpn"))
     if opt.task == "centernet2" and not fpn_arch:
         raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn, "

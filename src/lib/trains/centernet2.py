@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from models.centernet2.losses import first_stage_losses, stage_losses
+from models.centernet2.more_pos import more_positive_indices
 from models.centernet2.network import ground_truth
 from models.centernet2.postprocess import to_class_rows
 from models.centernet2.targets import first_stage_targets, flatten_levels
@@ -31,7 +32,12 @@ class CenterNet2Loss(torch.nn.Module):
         shapes = [(h.shape[2], h.shape[3]) for h in heat]
         gt_boxes, _ = ground_truth(batch)
         pos, heat_t, reg_t = first_stage_targets(gt_boxes, shapes, settings.strides, settings.ranges)
-        hm_loss, giou = first_stage_losses(flatten_levels(heat), flatten_levels(reg), pos, heat_t, reg_t)
+        reg_flat = flatten_levels(reg)
+        if getattr(self.opt, "more_pos", False):  # validation may build the loss without options
+            extra = more_positive_indices(gt_boxes, shapes, settings.strides, settings.ranges, reg_flat,
+                                          self.opt.more_pos_thresh, self.opt.more_pos_topk)
+            pos = torch.cat([pos, extra])
+        hm_loss, giou = first_stage_losses(flatten_levels(heat), reg_flat, pos, heat_t, reg_t)
         cls_loss = box_loss = hm_loss.new_zeros(())
         for stage in out["stages"]:
             c, b = stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"])

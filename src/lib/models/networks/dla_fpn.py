@@ -9,15 +9,14 @@ from torch import nn
 
 from models.centernet2.network import CenterNet2
 from models.networks.pose_dla_dcn import dla34
-from models.networks.resnet_fpn import centernet2_on, xavier_fill
+from models.networks.resnet_fpn import add_fpn, centernet2_on, fpn_forward
 from utils.errors import UserError
 
 FPN_CHANNELS = 256
 BIFPN_CHANNELS = 160  # CenterNet2's real-time DLA-BiFPN width
 BIFPN_REPEATS = 4  # BiFPN layers of CenterNet2's DLA-BiFPN-P3 config
 BIFPN_LEVELS = (3, 4, 5)
-_DLA_LEVELS = (3, 4, 5)  # DLA outputs at strides 8, 16, 32
-_DLA_WIDTHS = (128, 256, 512)
+_DLA_WIDTHS = (128, 256, 512)  # DLA-34 levels 3-5: strides 8, 16, 32
 
 
 class DLAFPN(nn.Module):
@@ -26,28 +25,11 @@ class DLAFPN(nn.Module):
     def __init__(self, channels: int = FPN_CHANNELS, pretrained: bool = False) -> None:
         super().__init__()
         self.base = dla34(pretrained=pretrained)
-        for level, width in zip(_DLA_LEVELS, _DLA_WIDTHS):
-            setattr(self, f"fpn_lateral{level}", nn.Conv2d(width, channels, 1))
-            setattr(self, f"fpn_output{level}", nn.Conv2d(channels, channels, 3, padding=1))
-        self.top_block_p6 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-        self.top_block_p7 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-        self.out_channels = channels
-        for name, m in self.named_modules():
-            if isinstance(m, nn.Conv2d) and not name.startswith("base"):
-                xavier_fill(m)
+        add_fpn(self, list(_DLA_WIDTHS), channels)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[P3, P4, P5, P6, P7] at strides 8 .. 128."""
-        c3, c4, c5 = self.base(x)[3:6]
-        top = self.fpn_lateral5(c5)
-        outs = [self.fpn_output5(top)]
-        for level, c in ((4, c4), (3, c3)):
-            # nearest up-sampling to the lateral's own size, so inputs need not be multiples of 32
-            top = getattr(self, f"fpn_lateral{level}")(c) + F.interpolate(top, size=c.shape[-2:], mode="nearest")
-            outs.insert(0, getattr(self, f"fpn_output{level}")(top))
-        p6 = self.top_block_p6(outs[-1])
-        p7 = self.top_block_p7(F.relu(p6))
-        return [*outs, p6, p7]
+        return fpn_forward(self, *self.base(x)[3:6])
 
 
 def _conv_gn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:

@@ -21,22 +21,41 @@ def xavier_fill(conv: nn.Conv2d) -> None:
     nn.init.constant_(conv.bias, 0)
 
 
+def add_fpn(module: nn.Module, widths: list[int], channels: int) -> None:
+    """Give `module` the FPN convs under detectron2's names: laterals and outputs of C3-C5, P6/P7 blocks."""
+    for level, width in zip((3, 4, 5), widths):
+        setattr(module, f"fpn_lateral{level}", nn.Conv2d(width, channels, 1))
+        setattr(module, f"fpn_output{level}", nn.Conv2d(channels, channels, 3, padding=1))
+    module.top_block_p6 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+    module.top_block_p7 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+    module.out_channels = channels
+    for level in (3, 4, 5):
+        xavier_fill(getattr(module, f"fpn_lateral{level}"))
+        xavier_fill(getattr(module, f"fpn_output{level}"))
+    xavier_fill(module.top_block_p6)
+    xavier_fill(module.top_block_p7)
+
+
+def fpn_forward(module: nn.Module, c3: torch.Tensor, c4: torch.Tensor, c5: torch.Tensor) -> list[torch.Tensor]:
+    """[P3, P4, P5, P6, P7] from C3-C5 through the convs add_fpn gave `module`."""
+    top = module.fpn_lateral5(c5)
+    outs = [module.fpn_output5(top)]
+    for level, c in ((4, c4), (3, c3)):
+        # nearest up-sampling to the lateral's own size, so inputs need not be multiples of 32
+        top = getattr(module, f"fpn_lateral{level}")(c) + F.interpolate(top, size=c.shape[-2:], mode="nearest")
+        outs.insert(0, getattr(module, f"fpn_output{level}")(top))
+    p6 = module.top_block_p6(outs[-1])
+    p7 = module.top_block_p7(F.relu(p6))
+    return [*outs, p6, p7]
+
+
 class ResNetFPN(PoseResNetBase):
     """ResNet stem + layer1..4 (res_N's), FPN on C3-C5, P6 from P5 and P7 from P6 (stride-2 convs)."""
 
     def __init__(self, block: type[nn.Module], layers: list[int], channels: int = FPN_CHANNELS) -> None:
         super().__init__()
         self._build_resnet(block, layers)
-        widths = [planes * block.expansion for planes in (128, 256, 512)]
-        for level, width in zip((3, 4, 5), widths):
-            setattr(self, f"fpn_lateral{level}", nn.Conv2d(width, channels, 1))
-            setattr(self, f"fpn_output{level}", nn.Conv2d(channels, channels, 3, padding=1))
-        self.top_block_p6 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-        self.top_block_p7 = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-        self.out_channels = channels
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d) and m.bias is not None:  # the FPN convs (ResNet's have no bias)
-                xavier_fill(m)
+        add_fpn(self, [planes * block.expansion for planes in (128, 256, 512)], channels)
         # 1: bottleneck blocks stride in their 1x1 conv (detectron2's MSRA ResNets, set by the converter),
         # 0: in the 3x3 conv (torchvision's, as res_N). Kept in the checkpoint so converted weights run as trained.
         self.register_buffer("stride_in_1x1", torch.zeros((), dtype=torch.uint8))
@@ -61,15 +80,7 @@ class ResNetFPN(PoseResNetBase):
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         c5 = self.layer4(c4)
-        top = self.fpn_lateral5(c5)
-        outs = [self.fpn_output5(top)]
-        for level, c in ((4, c4), (3, c3)):
-            # nearest up-sampling to the lateral's own size, so inputs need not be multiples of 32
-            top = getattr(self, f"fpn_lateral{level}")(c) + F.interpolate(top, size=c.shape[-2:], mode="nearest")
-            outs.insert(0, getattr(self, f"fpn_output{level}")(top))
-        p6 = self.top_block_p6(outs[-1])
-        p7 = self.top_block_p7(F.relu(p6))
-        return [*outs, p6, p7]
+        return fpn_forward(self, c3, c4, c5)
 
 
 def get_pose_net(num_layers: int, heads: Mapping[str, int], head_conv: int = 1024,
