@@ -250,24 +250,31 @@ def _tiny_model(num_classes=3):
     return model
 
 
-def test_train_step_and_inference_of_a_small_model():
-    torch.manual_seed(0)
-    model = _tiny_model()
+def two_image_training_loss(model):
+    """(images, batch, training outputs, first- plus second-stage loss) of two 64x64 images, three boxes."""
     images = torch.randn(2, 3, 64, 64)
     batch = {"gt_boxes": torch.tensor([[[8., 8, 40, 50], [0, 0, 0, 0]], [[20, 30, 60, 63], [2, 2, 14, 12]]]),
              "gt_classes": torch.tensor([[1, 0], [2, 0]]), "gt_mask": torch.tensor([[1, 0], [1, 1]])}
     out = model(images, batch)[0]
-    assert [h.shape[-1] for h in out["heat"]] == [8, 4, 2, 1, 1]
-    assert len(out["stages"]) == 3 and "detections" not in out
     s = model.settings
     pos, heat, reg = first_stage_targets([batch["gt_boxes"][0, :1], batch["gt_boxes"][1]],
                                          [(h.shape[2], h.shape[3]) for h in out["heat"]], s.strides, s.ranges)
     hm, giou = first_stage_losses(flatten_levels(out["heat"]), flatten_levels(out["reg"]), pos, heat, reg)
     loss = hm + giou
     for stage in out["stages"]:
+        loss = loss + sum(stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"]))
+    return images, batch, out, loss
+
+
+def test_train_step_and_inference_of_a_small_model():
+    torch.manual_seed(0)
+    model = _tiny_model()
+    images, batch, out, loss = two_image_training_loss(model)
+    assert [h.shape[-1] for h in out["heat"]] == [8, 4, 2, 1, 1]
+    assert len(out["stages"]) == 3 and "detections" not in out
+    for stage in out["stages"]:
         # the gt boxes are added to the proposals, so every stage has foreground to learn from
         assert (stage["labels"] < 3).sum() >= 3
-        loss = loss + sum(stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"]))
     loss.backward()
     assert torch.isfinite(loss) and model.roi_heads.box_head[2].fc1.weight.grad.abs().sum() > 0
     model.eval()

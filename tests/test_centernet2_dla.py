@@ -2,10 +2,9 @@
 one training step and inference, and ImageNet weights from the hub cache."""
 import pytest
 import torch
+from test_centernet2 import two_image_training_loss
 
-from models.centernet2.losses import first_stage_losses, stage_losses
 from models.centernet2.network import CenterNet2
-from models.centernet2.targets import first_stage_targets, flatten_levels
 from models.model import _parse_arch, create_model
 from models.networks import dla_fpn
 from models.networks.dla_fpn import DLAFPN, DLABiFPN
@@ -85,18 +84,8 @@ def _tiny(kind):
 def test_train_step_and_inference(kind):
     torch.manual_seed(0)
     model = _tiny(kind)
-    images = torch.randn(2, 3, 64, 64)
-    batch = {"gt_boxes": torch.tensor([[[8., 8, 40, 50], [0, 0, 0, 0]], [[20, 30, 60, 63], [2, 2, 14, 12]]]),
-             "gt_classes": torch.tensor([[1, 0], [2, 0]]), "gt_mask": torch.tensor([[1, 0], [1, 1]])}
-    out = model(images, batch)[0]
+    images, batch, out, loss = two_image_training_loss(model)
     assert [h.shape[-1] for h in out["heat"]] == ([8, 4, 2, 1, 1] if kind == "fpn" else [8, 4, 2])
-    s = model.settings
-    pos, heat, reg = first_stage_targets([batch["gt_boxes"][0, :1], batch["gt_boxes"][1]],
-                                         [(h.shape[2], h.shape[3]) for h in out["heat"]], s.strides, s.ranges)
-    hm, giou = first_stage_losses(flatten_levels(out["heat"]), flatten_levels(out["reg"]), pos, heat, reg)
-    loss = hm + giou
-    for stage in out["stages"]:
-        loss = loss + sum(stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"]))
     loss.backward()
     assert torch.isfinite(loss)
     # the gradient reaches the DLA body through the neck
