@@ -156,7 +156,10 @@ def test_batch_not_divisible_by_world_size_stops_every_rank(tmp_path):
     proc = torchrun("main.py", [*common(tmp_path), "--batch_size", "3"])
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2 and all("--batch_size 3" in e and "world size 2" in e for e in errors), proc.stderr
+    # every rank checks the option; torchrun stops the others once the first exits, so a slower rank may be
+    # ended before it prints its own line (or prints the termination line instead)
+    assert any("--batch_size 3" in e and "world size 2" in e for e in errors), proc.stderr
+    assert all("--batch_size 3" in e or "terminated" in e for e in errors) and len(errors) <= 2, proc.stderr
     assert not (tmp_path / "exp").exists()
 
 
