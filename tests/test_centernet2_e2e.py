@@ -1,31 +1,16 @@
 """centernet2 end to end on the CPU through the original's entry scripts: train, resume, test, demo."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
-
-
-def run(args, ok=True):
-    """Run a script of src/ with one thread and no display; return the completed process."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env.pop("DISPLAY", None)
-    proc = subprocess.run([sys.executable, *args], cwd=SRC, env=env, capture_output=True, text=True, timeout=300)
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+from script_runner import gen_synthetic
+from script_runner import run_script as run
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     base = tmp_path_factory.mktemp("cn2")
-    run([os.path.join(SRC, "tools", "gen_synthetic.py"), "--kind", "det", "--out", str(base / "data" / "synth"),
-         "--train", "4", "--val", "2", "--seed", "1"])
+    gen_synthetic(base / "data" / "synth", "det", 4, 2, seed=1)
     return base
 
 

@@ -1,32 +1,17 @@
 """End to end on the CPU: generate data, train, resume, test and demo through the original's entry scripts."""
 import glob
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
-
-
-def run(args, cwd=SRC, ok=True):
-    """Run a python script with the test's environment; return the completed process."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env.pop("DISPLAY", None)
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+from script_runner import gen_synthetic
+from script_runner import run_script as run
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    run([os.path.join(SRC, "tools", "gen_synthetic.py"), "--kind", "det", "--out", str(base / "data" / "synth"),
-         "--train", "8", "--val", "3", "--seed", "1"])
+    gen_synthetic(base / "data" / "synth", "det", 8, 3, seed=1)
     return base
 
 

@@ -1,20 +1,12 @@
 """Hourglass-104 trains and tests on the CPU (--gpus -1) through the entry scripts, on a tiny input."""
 import os
-import subprocess
-import sys
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
+from script_runner import run_script
 
 
 def run(args):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    env.pop("DISPLAY", None)
-    proc = subprocess.run([sys.executable, *args], cwd=SRC, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
+    return run_script(args, threads=None, timeout=600).stdout
 
 
 @pytest.mark.parametrize("task,kind,dataset", [("ctdet", "det", "synth"), ("multi_pose", "hp", "synth_hp")])

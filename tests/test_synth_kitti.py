@@ -2,19 +2,15 @@
 import glob
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from script_runner import run_script
 
 from datasets.dataset_factory import get_dataset
 from datasets.synthetic.kitti import generate, scaled_calib
 from opts import opts
 from utils.ddd_utils import compute_box_3d, project_to_image
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +75,7 @@ def test_synth_kitti_dataset(synth):
 
 
 def run(args):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env.pop("DISPLAY", None)
-    proc = subprocess.run([sys.executable, *args], cwd=SRC, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
+    return run_script(args).stdout
 
 
 def test_train_test_demo_end_to_end(synth):

@@ -2,37 +2,24 @@
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from script_runner import gen_synthetic
+from script_runner import run_script as run
 
 from datasets.dataset_factory import get_dataset
 from datasets.synthetic import people
 from opts import opts
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
 torch.set_num_threads(1)
-
-
-def run(args, cwd=SRC):
-    """Run a python script of the project; fail with its output tail."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env.pop("DISPLAY", None)
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise AssertionError(f"{args[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     base = tmp_path_factory.mktemp("synth_hp")
-    run([os.path.join(SRC, "tools", "gen_synthetic.py"), "--kind", "hp", "--out", str(base / "synth_hp"),
-         "--train", "12", "--val", "4", "--seed", "3"])
+    gen_synthetic(base / "synth_hp", "hp", 12, 4, seed=3)
     return base
 
 
