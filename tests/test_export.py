@@ -288,3 +288,4 @@ def test_every_network_and_task_exports(tmp_path, arch, task, dcn):
     diffs = compare_with_onnxruntime(path, module, x, names)
     print(f"{task} {arch} {dcn}: max abs diff {max(diffs.values()):.2e}")
     assert max(diffs.values()) <= TOL, diffs
+
