@@ -7,7 +7,9 @@ import sys
 import pytest
 import torch
 from script_runner import gen_synthetic
-from test_export import ROOT, TOL, _export_script, _max_diff, _net, pytestmark  # noqa: F401 (skips as there)
+
+# pytestmark and _torchlib_once: test_export's skips and exporter-table cache apply here too
+from test_export import ROOT, TOL, _export_script, _max_diff, _net, _torchlib_once, pytestmark  # noqa: F401
 
 from models.model import save_model
 from opts import opts
