@@ -4,7 +4,8 @@
 
 Takes the original's options (task, --arch, --head_conv, --dataset, --input_res / --input_h / --input_w,
 --K ...) plus --output, --opset, --dcn, --dynamic, --half and --decode below. The file runs in
-test.py / demo.py with `--load_model model.onnx` (without --decode).
+test.py / demo.py with `--load_model model.onnx` (without --decode). centernet2 exports as one graph from
+images to detections (boxes, scores, classes).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import sys
 import torch
 
 import _init_paths  # noqa: F401
+from deploy.centernet2_graph import OUTPUT_NAMES as CN2_OUTPUTS
+from deploy.centernet2_graph import CenterNet2Graph, nms_mask_translation
 from deploy.decode_graph import DETS_NAME, DecodedOutput
 from deploy.network_io import HeadsOutput
 from deploy.onnx_export import DCN_MODES, DEFAULT_OPSET, compare_with_onnxruntime, export_onnx, output_path_writable
@@ -61,6 +64,8 @@ def build_module(opt, decode: bool) -> tuple[torch.nn.Module, list[str]]:
     else:
         warn("--load_model not given: exporting randomly initialised weights")
     model.eval()
+    if opt.task == "centernet2":  # two stages in one graph: it always ends in detections
+        return CenterNet2Graph(model.configure(opt)).eval(), list(CN2_OUTPUTS)
     if decode:
         return DecodedOutput(model, opt).eval(), [DETS_NAME]
     return HeadsOutput(model, list(opt.heads)).eval(), list(opt.heads)
@@ -76,8 +81,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         module = copy.deepcopy(module).half()
     print(f"exporting {opt.task} {opt.arch} at {opt.input_w}x{opt.input_h} (opset {args.opset}, --dcn {args.dcn}"
           f"{', dynamic' if args.dynamic else ''}{', float16' if args.half else ''}) to {args.output}")
+    centernet2 = opt.task == "centernet2"
     export_onnx(module, sample.half() if args.half else sample, args.output, names, opset=args.opset, dcn=args.dcn,
-                dynamic=args.dynamic)
+                dynamic=args.dynamic,
+                translations={torch.ops.centernet2.nms_mask.default: nms_mask_translation(args.opset)} if centernet2
+                else None)
     print(f"{args.output}: passes onnx.checker; outputs {', '.join(names)}")
     try:
         diffs = compare_with_onnxruntime(args.output, reference, sample, names)

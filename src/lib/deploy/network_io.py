@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 INPUT_NAME = "input"
+# the outputs of a graph that ends in final detections (centernet2): one row per detection slot
+DETECTION_OUTPUTS = ("boxes", "scores", "classes")
 
 
 class HeadsOutput(nn.Module):

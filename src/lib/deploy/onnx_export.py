@@ -91,8 +91,11 @@ def export_program(module: nn.Module, sample: torch.Tensor, *, dcn: str = "defor
 
 def export_onnx(module: nn.Module, sample: torch.Tensor, path: str, output_names: Sequence[str], *,
                 opset: int = DEFAULT_OPSET, dcn: str = "deformconv", dynamic: bool = False,
-                dynamic_spatial: bool = True) -> None:
-    """Write `module` (images -> outputs in `output_names` order) as ONNX to `path` and run onnx.checker on it."""
+                dynamic_spatial: bool = True, translations: dict | None = None) -> None:
+    """Write `module` (images -> outputs in `output_names` order) as ONNX to `path` and run onnx.checker on it.
+
+    translations: {registered torch operator overload: onnxscript function} for the module's own operators.
+    """
     onnx = require("onnx", "ONNX export")
     require("onnxscript", "ONNX export")
     if opset < MIN_OPSET.get(dcn, 0):
@@ -101,10 +104,12 @@ def export_onnx(module: nn.Module, sample: torch.Tensor, path: str, output_names
     with _quiet_exporter():
         ep = export_program(module, sample, dcn=dcn, dynamic=dynamic, dynamic_spatial=dynamic_spatial)
         op = _dcn_op()
-        table = {op.default: _deformconv_translation(opset)} if op is not None and dcn == "deformconv" else None
+        table = dict(translations or {})
+        if op is not None and dcn == "deformconv":
+            table[op.default] = _deformconv_translation(opset)
         try:
             program = torch.onnx.export(ep, ep.example_inputs[0], dynamo=True, opset_version=opset,
-                                        custom_translation_table=table, input_names=[INPUT_NAME],
+                                        custom_translation_table=table or None, input_names=[INPUT_NAME],
                                         output_names=list(output_names), optimize=True, verbose=False)
         except torch.onnx.errors.OnnxExporterError as e:
             cause = e.__cause__ or e

@@ -13,7 +13,7 @@ from torch import nn
 
 from deploy.decode_graph import DETS_NAME
 from deploy.deps import require
-from deploy.network_io import INPUT_NAME
+from deploy.network_io import DETECTION_OUTPUTS, INPUT_NAME
 from utils.errors import UserError
 
 BACKENDS = ("onnxruntime", "openvino")
@@ -89,6 +89,11 @@ class ExportedModel(nn.Module):
                             "export it again without --decode for test.py / demo.py")
         self.heads = names
 
+    @property
+    def gives_detections(self) -> bool:
+        """Whether the graph ends in final detections (a centernet2 export) rather than head maps."""
+        return tuple(self.heads) == DETECTION_OUTPUTS
+
     def _check_size(self, images: torch.Tensor) -> None:
         fixed = self.runner.shape
         for axis, what in ((2, "height"), (3, "width")):
@@ -110,10 +115,18 @@ class ExportedModel(nn.Module):
         return [out]
 
 
-def load_exported_model(path: str, backend: str = "onnxruntime", amp: str = "") -> ExportedModel:
-    """The runtime for --load_model model.onnx; OpenVINO computes in f32 unless --amp bf16 asks for bf16."""
+def load_exported_model(path: str, backend: str = "onnxruntime", amp: str = "", task: str = "") -> ExportedModel:
+    """The runtime for --load_model model.onnx; OpenVINO computes in f32 unless --amp bf16 asks for bf16.
+
+    task: the detector's task, when given the export must be one of it (centernet2 exports end in detections).
+    """
     # OpenVINO would pick bf16 by itself on CPUs that have it: ask for f32 so results match PyTorch's
-    return ExportedModel(path, backend, precision="bf16" if amp == "bf16" else "f32")
+    model = ExportedModel(path, backend, precision="bf16" if amp == "bf16" else "f32")
+    if task and (task == "centernet2") != model.gives_detections:
+        made_for = "centernet2" if model.gives_detections else f"a one-stage task (outputs {', '.join(model.heads)})"
+        raise UserError(f"--load_model {path}: exported for {made_for}, not for {task}; run it with the task it was "
+                        f"exported for, or export the {task} model with src/tools/export.py {task}")
+    return model
 
 
 __all__ = ["BACKENDS", "INPUT_NAME", "ExportedModel", "is_exported_model", "load_exported_model"]

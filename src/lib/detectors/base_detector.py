@@ -47,7 +47,7 @@ class BaseDetector:
         print("Creating model...")
         if is_exported_model(opt.load_model):
             # model.onnx from src/tools/export.py, run by --backend; pre/post-processing stay the same
-            self.model = load_exported_model(opt.load_model, opt.backend, opt.amp)
+            self.model = load_exported_model(opt.load_model, opt.backend, opt.amp, opt.task)
         else:
             # Weights come from --load_model: nothing is downloaded at test time.
             self.model = create_model(opt.arch, opt.heads, opt.head_conv, pretrained=False)

@@ -6,7 +6,9 @@ import time
 import numpy as np
 import torch
 
+from deploy.runtime import ExportedModel
 from models.centernet2.postprocess import merge_flipped, to_class_rows
+from models.centernet2.roi_heads import MAX_DETECTIONS, NMS_THRESH
 from utils.debugger import Debugger, denormalize
 
 from .base_detector import BaseDetector
@@ -21,7 +23,10 @@ class CenterNet2Detector(BaseDetector):
 
     def __init__(self, opt) -> None:
         super().__init__(opt)
-        self.model.configure(opt)
+        # an exported model (export.py centernet2) is the whole detector in one graph, configured at export
+        self.exported = isinstance(self.model, ExportedModel)
+        if not self.exported:
+            self.model.configure(opt)
         self._stage_times = dict.fromkeys(STAGE_STATS, 0.0)
 
     def _timed(self, name: str, start: float) -> float:
@@ -32,27 +37,40 @@ class CenterNet2Detector(BaseDetector):
 
     def process(self, images: torch.Tensor, return_time: bool = False):
         """Run the three stages; dets: (boxes, scores, classes) in input pixels (with --flip_test both views)."""
-        model = self.model
         flip = self.opt.flip_test and images.shape[0] == 2
         with torch.no_grad():
             self._sync()
             start = time.time()
-            feats = model.features(self.network_input(images))
-            start = self._timed("backbone", start)
-            heat, reg = model.first_stage(feats)
-            proposals = model.propose(heat, reg, training=False)
-            start = self._timed("proposals", start)
-            size = (images.shape[2], images.shape[3])
-            detections = model.roi_heads.inference(feats, model.settings.levels, proposals, size)
-            forward_time = self._timed("roi_heads", start)
+            if self.exported:
+                output, limits = self._forward_exported(images), (NMS_THRESH, MAX_DETECTIONS)
+                self._sync()
+                forward_time = time.time()
+            else:
+                output, forward_time = self._forward(images, start)
+                limits = (self.model.roi_heads.nms_thresh, self.model.roi_heads.max_detections)
         if flip:
-            heads = model.roi_heads
-            detections = [merge_flipped(detections[0], detections[1], images.shape[3], heads.nms_thresh,
-                                        heads.max_detections)]
-        output = {"heat": heat, "proposals": proposals, "detections": detections}
-        if return_time:
-            return output, detections[0], forward_time
-        return output, detections[0]
+            output["detections"] = [merge_flipped(*output["detections"], images.shape[3], *limits)]
+        dets = output["detections"][0]
+        return (output, dets, forward_time) if return_time else (output, dets)
+
+    def _forward(self, images: torch.Tensor, start: float) -> tuple[dict, float]:
+        """(maps, proposals and detections per image, the time it ended), each stage timed."""
+        model = self.model
+        feats = model.features(self.network_input(images))
+        start = self._timed("backbone", start)
+        heat, reg = model.first_stage(feats)
+        proposals = model.propose(heat, reg, training=False)
+        start = self._timed("proposals", start)
+        size = (images.shape[2], images.shape[3])
+        detections = model.roi_heads.inference(feats, model.settings.levels, proposals, size)
+        return {"heat": heat, "proposals": proposals, "detections": detections}, self._timed("roi_heads", start)
+
+    def _forward_exported(self, images: torch.Tensor) -> dict:
+        """Detections per image from the exported graph (one run, so no stage times): its rows minus the unused
+        ones (score 0)."""
+        out = self.model(images)[0]
+        return {"detections": [(boxes[used], scores[used], classes[used].long()) for boxes, scores, classes, used in
+                               zip(out["boxes"], out["scores"], out["classes"], out["scores"] > 0)]}
 
     def post_process(self, dets, meta: dict, scale: float = 1) -> dict:
         """{class 1..C: float32 n x 5 [x1, y1, x2, y2, score]} in original image pixels."""

@@ -55,6 +55,15 @@ class ProposalHead(nn.Module):
         return heat, reg
 
 
+def ltrb_to_boxes(points: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """... x 4 boxes (x1, y1, x2, y2) from locations (... x 2) and their left/top/right/bottom distances."""
+    x1, y1 = points[..., 0] - dist[..., 0], points[..., 1] - dist[..., 1]
+    # at least 0.01 wide and high: the RoI heads need positive sizes
+    x2 = torch.max(points[..., 0] + dist[..., 2], x1 + 0.01)
+    y2 = torch.max(points[..., 1] + dist[..., 3], y1 + 0.01)
+    return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
 @torch.no_grad()
 def decode_proposals(heat: list[torch.Tensor], reg: list[torch.Tensor], strides: list[int], score_thresh: float,
                      pre_nms: int, post_nms: int, nms_thresh: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -73,11 +82,7 @@ def decode_proposals(heat: list[torch.Tensor], reg: list[torch.Tensor], strides:
             cand = torch.nonzero(prob > score_thresh).squeeze(1)
             if cand.numel() > pre_nms:
                 cand = cand[prob[cand].topk(pre_nms).indices]
-            g, d = grid[cand], dist[cand]
-            x1, y1 = g[:, 0] - d[:, 0], g[:, 1] - d[:, 1]
-            # at least 0.01 wide and high: the RoI heads need positive sizes
-            x2, y2 = torch.max(g[:, 0] + d[:, 2], x1 + 0.01), torch.max(g[:, 1] + d[:, 3], y1 + 0.01)
-            boxes_l.append(torch.stack([x1, y1, x2, y2], dim=1))
+            boxes_l.append(ltrb_to_boxes(grid[cand], dist[cand]))
             scores_l.append(prob[cand].sqrt())
         boxes, scores = torch.cat(boxes_l), torch.cat(scores_l)
         if nms_thresh > 0:

@@ -83,31 +83,65 @@ def _in_order(parts: list[torch.Tensor], order: list[torch.Tensor]) -> torch.Ten
     return out[torch.argsort(torch.cat(order))] if len(parts) > 1 else out
 
 
+def _sample_grid(boxes: torch.Tensor, output_size: int, sampling_ratio: int, height, width, x_offset=0,
+                 grid_height=None, grid_width=None) -> torch.Tensor:
+    """n x side x side x 2 grid_sample coordinates (x, y) of every sample point of each box (map pixels).
+
+    height, width: the map's size, numbers or per-box n x 1 tensors when the boxes read different maps laid
+    side by side in one grid_height x grid_width atlas, each starting at its column x_offset (n x 1).
+    """
+    num = boxes.shape[0]
+    xs = _sample_coords(boxes[:, 0], boxes[:, 2] - boxes[:, 0], output_size, sampling_ratio)
+    ys = _sample_coords(boxes[:, 1], boxes[:, 3] - boxes[:, 1], output_size, sampling_ratio)
+    grid_height = height if grid_height is None else grid_height
+    grid_width = width if grid_width is None else grid_width
+    # clamped into the map, a sample reads the border within one pixel outside it; one farther out is sent
+    # far outside the map, where grid_sample's zero padding reads 0 (a clamped sample never touches the
+    # padding, or a neighbouring map of the atlas: on the last pixel centre its neighbour's weight is 0)
+    gx = torch.where((xs >= -1) & (xs <= width),
+                     (2 * (torch.minimum(xs.clamp(min=0), width - 1 + xs.new_zeros(())) + x_offset) + 1) / grid_width
+                     - 1, torch.full_like(xs, _FAR))
+    gy = torch.where((ys >= -1) & (ys <= height),
+                     (2 * torch.minimum(ys.clamp(min=0), height - 1 + ys.new_zeros(())) + 1) / grid_height - 1,
+                     torch.full_like(ys, _FAR))
+    side = output_size * sampling_ratio
+    return torch.stack([gx[:, None, :].expand(num, side, side), gy[:, :, None].expand(num, side, side)], dim=3)
+
+
+def _bin_means(samples: torch.Tensor, output_size: int, sampling_ratio: int) -> torch.Tensor:
+    """n x C x side x side samples -> n x C x output_size x output_size bin averages."""
+    return F.avg_pool2d(samples, sampling_ratio) if sampling_ratio > 1 else samples
+
+
 def _roi_align_sampled(feature: torch.Tensor, rois: torch.Tensor, output_size: int, spatial_scale: float,
                        sampling_ratio: int) -> torch.Tensor:
     """RoIAlign with grid_sample at every sample point (cheaper than the products on large maps)."""
-    num, channels = rois.shape[0], feature.shape[1]
-    height, width = feature.shape[2], feature.shape[3]
-    boxes = rois[:, 1:] * spatial_scale - 0.5
-    xs = _sample_coords(boxes[:, 0], boxes[:, 2] - boxes[:, 0], output_size, sampling_ratio)
-    ys = _sample_coords(boxes[:, 1], boxes[:, 3] - boxes[:, 1], output_size, sampling_ratio)
-    # clamped into the map, a sample reads the border within one pixel outside it; one farther out is sent
-    # far outside the map, where grid_sample's zero padding reads 0 (a clamped sample never touches the
-    # padding: on the last pixel centre its neighbour's weight is 0)
-    gx = torch.where((xs >= -1) & (xs <= width), (2 * xs.clamp(min=0, max=width - 1) + 1) / width - 1,
-                     torch.full_like(xs, _FAR))
-    gy = torch.where((ys >= -1) & (ys <= height), (2 * ys.clamp(min=0, max=height - 1) + 1) / height - 1,
-                     torch.full_like(ys, _FAR))
+    channels, height, width = feature.shape[1], feature.shape[2], feature.shape[3]
+    grid = _sample_grid(rois[:, 1:] * spatial_scale - 0.5, output_size, sampling_ratio, height, width)
     side = output_size * sampling_ratio
-    grid = torch.stack([gx[:, None, :].expand(num, side, side), gy[:, :, None].expand(num, side, side)], dim=3)
     parts, order = [], []
     for b, idx in _rois_of_each_image(rois, feature.shape[0]):
         g = grid[idx].to(feature.dtype).reshape(1, -1, side, 2)
         s = F.grid_sample(feature[b:b + 1], g, mode="bilinear", padding_mode="zeros", align_corners=False)
         parts.append(s.reshape(channels, -1, side, side).permute(1, 0, 2, 3))
         order.append(idx)
-    samples = _in_order(parts, order)
-    return samples.reshape(num, channels, output_size, sampling_ratio, output_size, sampling_ratio).mean(dim=(3, 5))
+    return _bin_means(_in_order(parts, order), output_size, sampling_ratio)
+
+
+def roi_align_batched(feature: torch.Tensor, boxes: torch.Tensor, output_size: int, spatial_scale: float,
+                      sampling_ratio: int = 2) -> torch.Tensor:
+    """RoIAlign of n boxes per image (boxes B x n x 4, image pixels) -> B*n x C x s x s, image-major.
+
+    Every shape is fixed by the inputs' shapes (no per-image selection), so the graph exports.
+    """
+    batch, num = boxes.shape[0], boxes.shape[1]
+    channels, height, width = feature.shape[1], feature.shape[2], feature.shape[3]
+    side = output_size * sampling_ratio
+    grid = _sample_grid(boxes.reshape(-1, 4) * spatial_scale - 0.5, output_size, sampling_ratio, height, width)
+    s = F.grid_sample(feature, grid.to(feature.dtype).reshape(batch, num * side, side, 2), mode="bilinear",
+                      padding_mode="zeros", align_corners=False)
+    samples = s.reshape(batch, channels, num, side, side).transpose(1, 2).reshape(batch * num, channels, side, side)
+    return _bin_means(samples, output_size, sampling_ratio)
 
 
 def roi_align(feature: torch.Tensor, rois: torch.Tensor, output_size: int, spatial_scale: float,
@@ -149,3 +183,28 @@ def multilevel_roi_align(features: list[torch.Tensor], boxes: list[torch.Tensor]
         parts.append(roi_align(feature, rois[idx], output_size, 1.0 / math.pow(2, level), sampling_ratio))
         order.append(idx)
     return _in_order(parts, order)
+
+
+def multilevel_roi_align_batched(features: list[torch.Tensor], boxes: torch.Tensor, levels: list[int],
+                                 output_size: int = 7, sampling_ratio: int = 2) -> torch.Tensor:
+    """multilevel_roi_align for n boxes per image (B x n x 4) with fixed shapes, for export: the levels'
+    maps are laid side by side in one atlas per image, and each box samples its own level's part of it."""
+    num_levels = len(features)
+    flat = boxes.reshape(-1, 4)
+    level_of = assign_levels(flat, levels[0], levels[-1])
+    height = features[0].shape[2]  # the finest level is the tallest
+    atlas = torch.cat([F.pad(f, (0, 0, 0, height - f.shape[2])) for f in features], dim=3)
+    # per-level sizes and atlas columns as tensors (the sizes may be symbolic in an export with free input size)
+    heights = torch.stack([flat.new_full((), f.shape[2]) for f in features])
+    widths = torch.stack([flat.new_full((), f.shape[3]) for f in features])
+    starts = torch.cumsum(widths, 0) - widths
+    scales = flat.new_tensor([1.0 / math.pow(2, level) for level in levels[:num_levels]])
+    pick = level_of[:, None]
+    grid = _sample_grid(flat * scales[pick] - 0.5, output_size, sampling_ratio, heights[pick], widths[pick],
+                        starts[pick], height, atlas.shape[3])
+    batch, num = boxes.shape[0], boxes.shape[1]
+    side = output_size * sampling_ratio
+    s = F.grid_sample(atlas, grid.to(atlas.dtype).reshape(batch, num * side, side, 2), mode="bilinear",
+                      padding_mode="zeros", align_corners=False)
+    samples = s.reshape(batch, -1, num, side, side).transpose(1, 2).reshape(batch * num, -1, side, side)
+    return _bin_means(samples, output_size, sampling_ratio)

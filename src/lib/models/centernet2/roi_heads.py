@@ -13,6 +13,8 @@ from .roi_align import multilevel_roi_align
 # detectron2's cascade box-coding weights, one set per stage (later stages refine finer)
 CASCADE_WEIGHTS = ((10.0, 10.0, 5.0, 5.0), (20.0, 20.0, 10.0, 10.0), (30.0, 30.0, 15.0, 15.0))
 POOLER_SIZE = 7
+# test time: class scores kept above SCORE_THRESH, class-wise NMS at NMS_THRESH, the best MAX_DETECTIONS
+SCORE_THRESH, NMS_THRESH, MAX_DETECTIONS = 0.05, 0.7, 100
 
 
 @dataclass
@@ -121,7 +123,7 @@ class CascadeRoIHeads(nn.Module):
         # run-time settings (opts set them through CenterNet2.configure)
         self.ious = [0.6, 0.7, 0.8][:num_stages] + [0.8] * max(0, num_stages - 3)
         self.batch_size_per_image, self.positive_fraction = 512, 0.25
-        self.score_thresh, self.nms_thresh, self.max_detections = 0.05, 0.7, 100
+        self.score_thresh, self.nms_thresh, self.max_detections = SCORE_THRESH, NMS_THRESH, MAX_DETECTIONS
         self.sampling_ratio = 2
 
     @property
