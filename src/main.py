@@ -126,6 +126,8 @@ def _train(opt, val_dataset, train_dataset, logger: Logger) -> None:
                         f"{', '.join(trainer.loss_stats)}")
 
     print("Setting up data...")
+    if train_dataset is not None:
+        trainer.use_training_set(train_dataset)
     pin = opt.device.type == "cuda"
     # a persistent worker: validation then does not pay a worker start (nor repeat its warnings) every time
     # under torchrun each rank validates its own share of the images, each image once

@@ -50,3 +50,16 @@ def test_train_resume_test_demo(workdir):
     # the timing line carries the three stages
     assert all(f"{stage} " in out for stage in ("backbone", "proposals", "roi_heads"))
     assert list(demo_dir.glob("*.png")) or list(demo_dir.glob("*.jpg"))
+
+
+def test_sigmoid_ce_and_federated_loss(workdir):
+    args = [*common(workdir), "--exp_id", "fed", "--sigmoid_ce"]
+    out = run(["main.py", "centernet2", *args, "--batch_size", "2", "--num_epochs", "1", "--num_iters", "2",
+               "--val_intervals", "0", "--num_workers", "0", "--fed_loss", "--fed_loss_num_cat", "3"]).stdout
+    # 4 generated training images: each class counted by the images that hold it
+    assert "federated loss: 3 of 6 classes per step" in out
+    log = next((workdir / "exp" / "centernet2" / "fed").glob("logs_*/log.txt")).read_text()
+    cls_loss = float(log.split("cls_loss")[1].split("|")[0])
+    assert 0 < cls_loss < 100
+    out = run(["test.py", "centernet2", *args, "--resume", "--not_prefetch_test"]).stdout
+    assert "Average Precision" in out

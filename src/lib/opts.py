@@ -207,6 +207,15 @@ class opts:  # noqa: N801 - the original's public name
                        help="with --more_pos: the GIoU loss an extra positive must stay below")
         g.add_argument("--more_pos_topk", type=int, default=9,
                        help="with --more_pos: an extra positive must rank below the object's N-th smallest loss")
+        _flag(g, "--sigmoid_ce", "RoI heads: one sigmoid cross-entropy per class instead of the softmax "
+                                 "(CenterNet2's USE_SIGMOID_CE); pass it to test.py/demo.py too")
+        _flag(g, "--fed_loss", "training: CenterNet2's federated loss for long-tailed data (LVIS): each step's "
+                               "classification covers the classes present plus ones drawn by training-image "
+                               "frequency, up to --fed_loss_num_cat")
+        g.add_argument("--fed_loss_num_cat", type=int, default=50,
+                       help="with --fed_loss: the classes in each step's classification loss")
+        g.add_argument("--fed_loss_freq_weight", type=float, default=0.5,
+                       help="with --fed_loss: classes are drawn with probability image_count ** N")
 
         g = p.add_argument_group("ground-truth substitution (main.py --test)")
         for name in ("hm", "wh", "offset", "kps", "hmhp", "hp_offset", "dep"):
@@ -506,6 +515,12 @@ def parse_centernet2(opt: argparse.Namespace) -> None:
     if not opt.more_pos_thresh > 0:
         raise UserError(f"--more_pos_thresh {opt.more_pos_thresh:g}: must be above 0; pass a GIoU loss such as 0.2")
     _at_least(opt.more_pos_topk, 1, "--more_pos_topk", "the candidates ranked per object, e.g. 9")
+    _at_least(opt.fed_loss_num_cat, 1, "--fed_loss_num_cat", "the classes per step's loss, e.g. 50")
+    if opt.fed_loss_freq_weight < 0:
+        raise UserError(f"--fed_loss_freq_weight {opt.fed_loss_freq_weight:g}: must be 0 or above; pass e.g. 0.5")
+    if opt.task != "centernet2" and (opt.fed_loss or opt.sigmoid_ce):
+        flag = "--fed_loss" if opt.fed_loss else "--sigmoid_ce"
+        raise UserError(f"{flag}: an option of the centernet2 RoI heads; drop it for {opt.task}")
     fpn_arch = opt.arch.endswith(("_fpn", "_bifpn"))
     if opt.task == "centernet2" and not fpn_arch:
         raise UserError(f"--arch {opt.arch}: centernet2 runs on an FPN backbone; pass --arch res_18_fpn, res_50_fpn, "

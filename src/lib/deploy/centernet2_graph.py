@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deploy.network_io import DETECTION_OUTPUTS
@@ -113,7 +112,7 @@ class CenterNet2Graph(nn.Module):
             pooled = multilevel_roi_align_batched(feats, boxes, model.settings.levels, POOLER_SIZE,
                                                   heads.sampling_ratio)
             logits, deltas = heads.box_predictor[stage](heads.box_head[stage](pooled))
-            stage_probs.append(F.softmax(logits, dim=1))
+            stage_probs.append(heads.class_probs(logits))
             refined = decode_deltas(deltas, boxes.reshape(-1, 4), stage_weights(stage))
             boxes = clip_boxes(refined, height, width).reshape(batch, num, 4)
         probs = combine_scores(stage_probs, objectness.reshape(-1))[:, :-1]

@@ -173,6 +173,9 @@ class BaseTrainer:
         averages["time"] = bar.elapsed_td.total_seconds() / 60.0
         return averages, results
 
+    def use_training_set(self, dataset) -> None:
+        """Take what the loss needs from the training set before the first epoch (task specific; none here)."""
+
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
         """Draw one training sample (task specific)."""
         raise NotImplementedError

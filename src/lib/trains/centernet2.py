@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.centernet2.fed_loss import PRIOR_PROB, frequency_weights, sample_classes
 from models.centernet2.losses import first_stage_losses, stage_losses
 from models.centernet2.more_pos import more_positive_indices
 from models.centernet2.network import ground_truth
@@ -23,6 +24,13 @@ class CenterNet2Loss(torch.nn.Module):
     def __init__(self, opt) -> None:
         super().__init__()
         self.opt = opt
+        # --fed_loss: sampling weight per class, set from the training set (None: every class, e.g. in --test)
+        self.class_weights: torch.Tensor | None = None
+
+    def _class_mask(self, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+        if self.class_weights is None:
+            return None
+        return sample_classes(labels, num_classes, self.opt.fed_loss_num_cat, self.class_weights)
 
     def forward(self, outputs: list[dict], batch: dict):
         """Return (total, {'loss', 'hm_loss', 'giou_loss', 'cls_loss', 'box_loss'})."""
@@ -39,8 +47,11 @@ class CenterNet2Loss(torch.nn.Module):
             pos = torch.cat([pos, extra])
         hm_loss, giou = first_stage_losses(flatten_levels(heat), reg_flat, pos, heat_t, reg_t)
         cls_loss = box_loss = hm_loss.new_zeros(())
+        sigmoid = getattr(self.opt, "sigmoid_ce", False)
         for stage in out["stages"]:
-            c, b = stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"])
+            mask = self._class_mask(stage["labels"], stage["logits"].shape[1] - 1)
+            c, b = stage_losses(stage["logits"], stage["deltas"], stage["labels"], stage["target_deltas"],
+                                sigmoid, mask)
             cls_loss, box_loss = cls_loss + c, box_loss + b
         loss = hm_loss + giou + cls_loss + box_loss
         return loss, {"loss": loss, "hm_loss": hm_loss, "giou_loss": giou, "cls_loss": cls_loss,
@@ -71,11 +82,21 @@ class CenterNet2Trainer(BaseTrainer):
 
     def __init__(self, opt, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
         model.configure(opt)
+        if opt.sigmoid_ce and not opt.load_model:
+            model.roi_heads.set_class_prior(PRIOR_PROB)
         super().__init__(opt, model, optimizer=optimizer)
         self.model_with_loss = CenterNet2WithLoss(model, self.loss, keep_outputs=opt.debug > 0)
 
     def _get_losses(self, opt):
         return list(LOSS_STATS), CenterNet2Loss(opt)
+
+    def use_training_set(self, dataset) -> None:
+        """--fed_loss: the class sampling weights from the number of training images holding each class."""
+        if self.opt.fed_loss:
+            counts = dataset.class_image_counts()
+            self.loss.class_weights = frequency_weights(counts, self.opt.fed_loss_freq_weight)
+            print(f"federated loss: {self.opt.fed_loss_num_cat} of {len(counts)} classes per step, drawn by "
+                  f"training images ** {self.opt.fed_loss_freq_weight:g} ({int((counts > 0).sum())} classes seen)")
 
     def debug(self, batch: dict, output: dict, iter_id: int) -> None:
         """Ground-truth boxes and the best proposals (or detections in validation) of the first sample."""

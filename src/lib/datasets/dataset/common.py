@@ -125,6 +125,13 @@ class AnnotatedDataset(data.Dataset):
             warn(boxes.warning(self.annot_path))
         return api
 
+    def class_image_counts(self) -> np.ndarray:
+        """Per class (index order): how many of the split's images hold at least one of its objects."""
+        pairs = {(img_id, self.cat_ids[a["category_id"]]) for img_id in self.images
+                 for a in self.coco.imgToAnns.get(img_id, ()) if a["category_id"] in self.cat_ids}
+        classes = np.fromiter((c for _, c in pairs), dtype=np.int64, count=len(pairs))
+        return np.bincount(classes, minlength=len(self.cat_ids))
+
     def dataset_fields(self) -> list[ListField]:
         """List fields the dataset's annotations must hold (e.g. keypoints); none for boxes only."""
         return []

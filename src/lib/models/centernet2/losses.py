@@ -40,16 +40,37 @@ def first_stage_losses(logits: torch.Tensor, reg_pred: torch.Tensor, pos_inds: t
     return hm_loss, giou
 
 
-def stage_losses(logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor,
-                 target_deltas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(classification CE, L1 box-delta loss) of one cascade stage; background is the last class.
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, sigmoid: bool = False,
+                        class_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """A cascade stage's classification term: softmax CE over classes + background (last), or with `sigmoid`
+    one binary CE per class (the background column unused) summed per box and averaged over boxes.
+
+    `class_mask` (federated loss) keeps only the masked classes' terms; background boxes always count.
+    """
+    num_classes = logits.shape[1] - 1
+    logits = logits.float()
+    if not sigmoid:
+        if class_mask is None:
+            return F.cross_entropy(logits, labels)
+        weight = torch.cat([class_mask.float(), class_mask.new_ones(1, dtype=torch.float32)])
+        return F.cross_entropy(logits, labels, weight=weight)
+    target = F.one_hot(labels, num_classes + 1)[:, :num_classes].float()
+    terms = F.binary_cross_entropy_with_logits(logits[:, :num_classes], target, reduction="none")
+    if class_mask is not None:
+        terms = terms * class_mask.float()[None]
+    return terms.sum() / logits.shape[0]
+
+
+def stage_losses(logits: torch.Tensor, deltas: torch.Tensor, labels: torch.Tensor, target_deltas: torch.Tensor,
+                 sigmoid: bool = False, class_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(classification loss, L1 box-delta loss) of one cascade stage; background is the last class.
 
     The box term sums over foreground boxes and divides by all sampled boxes, as Fast R-CNN does.
     """
     if logits.shape[0] == 0:
         zero = logits.sum() * 0
         return zero, zero
-    cls_loss = F.cross_entropy(logits.float(), labels)
+    cls_loss = classification_loss(logits, labels, sigmoid, class_mask)
     fg = labels < logits.shape[1] - 1
     box_loss = (deltas[fg].float() - target_deltas[fg]).abs().sum() / max(labels.numel(), 1)
     return cls_loss, box_loss

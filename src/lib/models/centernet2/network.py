@@ -58,6 +58,7 @@ class CenterNet2(nn.Module):
         if hasattr(opt, "cascade_ious"):
             self.roi_heads.ious = list(opt.cascade_ious)
         self.roi_heads.batch_size_per_image = getattr(opt, "roi_batch_size", self.roi_heads.batch_size_per_image)
+        self.roi_heads.sigmoid_ce = getattr(opt, "sigmoid_ce", self.roi_heads.sigmoid_ce)
         return self
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:

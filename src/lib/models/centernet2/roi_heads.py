@@ -1,6 +1,7 @@
 """The cascade of RoI box heads: proposal sampling and matching for training, probabilistic scores at test."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -125,11 +126,21 @@ class CascadeRoIHeads(nn.Module):
         self.batch_size_per_image, self.positive_fraction = 512, 0.25
         self.score_thresh, self.nms_thresh, self.max_detections = SCORE_THRESH, NMS_THRESH, MAX_DETECTIONS
         self.sampling_ratio = 2
+        self.sigmoid_ce = False  # --sigmoid_ce: per-class sigmoid probabilities instead of the softmax
 
     @property
     def num_stages(self) -> int:
         """Number of cascade stages."""
         return len(self.box_head)
+
+    def class_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (the last column is background's, unused by --sigmoid_ce) of stage logits."""
+        return logits.sigmoid() if self.sigmoid_ce else F.softmax(logits, dim=1)
+
+    def set_class_prior(self, prior: float) -> None:
+        """Start every stage's class logits at probability `prior` (a fresh --sigmoid_ce model, as RetinaNet)."""
+        for predictor in self.box_predictor:
+            nn.init.constant_(predictor.cls_score.bias, -math.log((1 - prior) / prior))
 
     def run_stage(self, stage: int, features: list[torch.Tensor], levels: list[int], boxes: list[torch.Tensor]):
         """(logits, deltas) of `stage` for the boxes of every image (rows in image order)."""
@@ -181,7 +192,7 @@ class CascadeRoIHeads(nn.Module):
         stage_probs = []
         for stage in range(self.num_stages):
             logits, deltas = self.run_stage(stage, features, levels, boxes)
-            stage_probs.append(F.softmax(logits, dim=1))
+            stage_probs.append(self.class_probs(logits))
             boxes = self._next_boxes(stage, deltas, boxes, image_size)
         probs = [combine_scores(list(p), o) for p, o in
                  zip(zip(*[s.split(counts) for s in stage_probs]), objectness)]
