@@ -8,6 +8,8 @@ detector (pre-processing, decoding, post-processing), so a fast path that loses 
     python src/tools/bench_infer.py --archs res_18 resdcn_18 dla_34 --input_res 512 --batch_sizes 1 8 32
     python src/tools/bench_infer.py --archs resdcn_18 --input_res 128 --head_conv 32 \\
         --load_model resdcn_18=exp/ctdet/r18/model_last.pth --val --data_dir data --dataset synth
+    python src/tools/bench_infer.py --archs res_18 --input_res 512 --val --val_tiles 4 \
+        --load_model res_18=exp/ctdet/synth_res18/model_last.pth
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--val", action="store_true", help="also measure the AP of every path on the val split")
     p.add_argument("--data_dir", default="", help="data folder for --val")
     p.add_argument("--val_limit", type=int, default=0, help="first N val images only (0: all)")
+    p.add_argument("--val_tiles", type=int, default=1,
+                   help="--val on N x N mosaics of the val images (synth): a model trained at input R then meets "
+                        "its objects' training scale at --input_res N * R, e.g. make demo's at 512 with 4")
     return p.parse_args(argv)
 
 
@@ -114,6 +119,7 @@ def _time(fn: Callable, batch: int, res: int, iters: int) -> float:
 
 def _ap(opt_args: list[str], fn: Callable, limit: int) -> float:
     """COCO AP of the detector with its network replaced by `fn`, on the val split."""
+    from datasets.dataset.custom import coco_index
     from datasets.dataset_factory import dataset_factory
     from detectors.detector_factory import detector_factory
 
@@ -131,6 +137,12 @@ def _ap(opt_args: list[str], fn: Callable, limit: int) -> float:
         ret = detector.run(path, info["calib"]) if opt.task == "ddd" else detector.run(path)
         results[img_id] = ret["results"]
     if limit:
+        # the ground truth of the run images only: COCOeval would count every other image's objects as missed
+        keep = set(ids)
+        data = dict(dataset.coco.dataset)
+        data["images"] = [i for i in data["images"] if i["id"] in keep]
+        data["annotations"] = [a for a in data.get("annotations", []) if a["image_id"] in keep]
+        dataset.coco = coco_index(data)
         dataset.images = ids
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()):
         stats = dataset.run_eval(results, d)
@@ -145,6 +157,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if any(p.startswith("openvino") for p in args.paths):
         require("openvino", "bench_infer.py's OpenVINO paths")
     checkpoints = dict(a.split("=", 1) for a in args.load_model if "=" in a)
+    with tempfile.TemporaryDirectory() as tiled:
+        if args.val and args.val_tiles > 1:
+            args.data_dir = _tiled_val(args, tiled)
+        return _bench(args, checkpoints)
+
+
+def _tiled_val(args, out_root: str) -> str:
+    """A data folder whose synth val split holds val_tiles x val_tiles mosaics of the real one."""
+    from datasets.dataset_factory import dataset_factory
+    from datasets.mosaic import tile_split
+    from datasets.synthetic.shapes import split_paths
+
+    if args.dataset != "synth":
+        raise UserError(f"--val_tiles {args.val_tiles}: mosaics are made of --dataset synth only; drop --val_tiles")
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = opts().init([args.task, "--dataset", "synth", "--gpus", "-1"]
+                          + (["--data_dir", args.data_dir] if args.data_dir else []))
+        val = dataset_factory["synth"](opt, "val")
+    n = tile_split(val.img_dir, val.annot_path, args.val_tiles, *split_paths(os.path.join(out_root, "synth"), "val"))
+    print(f"--val on {n} mosaics of {args.val_tiles} x {args.val_tiles} val images")
+    return out_root
+
+
+def _bench(args, checkpoints: dict[str, str]) -> list[dict]:
     rows = []
     for arch in args.archs:
         common = [args.task, "--arch", arch, "--dataset", args.dataset, "--input_res", str(args.input_res),
