@@ -55,13 +55,30 @@ def test_bifpn_levels_strides_and_channels(hw):
     for layer in net.bifpn:
         for node in (layer.td4, layer.out3, layer.out4, layer.out5):
             assert node.weights.grad is not None and node.weights.grad.abs().sum() > 0
-    # raw DLA widths are reduced once per node in the first layer only
+    # raw DLA widths are reduced in the first layer only: one 1x1 conv (with bias) + GN per (input, node level),
+    # P4's shared by both level-4 nodes, P5 with one for the top-down node and one for the P5 output
     first, second = net.bifpn[0], net.bifpn[1]
-    assert first.out4.reduce[0][0].in_channels == 256 and isinstance(second.out4.reduce[0], torch.nn.Identity)
+    assert {k: m[0].in_channels for k, m in first.lateral.items()} == {
+        "p4_at4": 256, "p5_at4": 512, "p3_at3": 128, "p5_at5": 512}
+    assert all(m[0].bias is not None and isinstance(m[1], torch.nn.GroupNorm) for m in first.lateral.values())
+    assert len(second.lateral) == 0
+    assert first.out4.conv[0].bias is None and first.out4.conv[1].num_groups == 32
+
+
+def test_bifpn_shares_the_p4_reduction_between_the_level4_nodes():
+    torch.manual_seed(0)
+    layer = dla_fpn.BiFPNLayer([16, 48, 64], 32).eval()
+    calls = []
+    for name, module in layer.lateral.items():
+        module.register_forward_hook(lambda *_, name=name: calls.append(name))
+    with torch.no_grad():
+        out = layer([torch.randn(1, 16, 8, 8), torch.randn(1, 48, 4, 4), torch.randn(1, 64, 2, 2)])
+    assert sorted(calls) == ["p3_at3", "p4_at4", "p5_at4", "p5_at5"]  # each once: P4's reduced map is reused
+    assert [tuple(o.shape) for o in out] == [(1, 32, 8, 8), (1, 32, 4, 4), (1, 32, 2, 2)]
 
 
 def test_bifpn_fusion_is_fast_normalised():
-    node = dla_fpn.FusionNode([32, 32], 32).eval()
+    node = dla_fpn.FusionNode(2, 32).eval()
     with torch.no_grad():
         node.weights.copy_(torch.tensor([3.0, -1.0]))  # relu: the second input is ignored
         a, b = torch.randn(1, 32, 4, 4), torch.randn(1, 32, 2, 2)

@@ -32,25 +32,22 @@ class DLAFPN(nn.Module):
         return fpn_forward(self, *self.base(x)[3:6])
 
 
-def _conv_gn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False), nn.GroupNorm(32, out_ch))
+def _conv_gn(in_ch: int, out_ch: int, kernel: int, bias: bool = False) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=bias), nn.GroupNorm(32, out_ch))
 
 
 class FusionNode(nn.Module):
     """One BiFPN node: inputs resized to the target level, fast normalised weighted sum, swish, 3x3 conv + GN."""
 
-    def __init__(self, in_widths: list[int], channels: int) -> None:
+    def __init__(self, num_inputs: int, channels: int) -> None:
         super().__init__()
-        # inputs of another width (the raw DLA levels, first layer only) get their own 1x1 conv + GN per node
-        self.reduce = nn.ModuleList([_conv_gn(w, channels, 1) if w != channels else nn.Identity() for w in in_widths])
-        self.weights = nn.Parameter(torch.ones(len(in_widths)))
+        self.weights = nn.Parameter(torch.ones(num_inputs))
         self.conv = _conv_gn(channels, channels, 3)
 
     def forward(self, inputs: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        """Fuse `inputs` (from finer, the same or coarser levels) at the spatial `size` of the node's level."""
+        """Fuse `inputs` (already `channels` wide; finer, same or coarser level) at the node level's `size`."""
         resized = []
-        for x, reduce in zip(inputs, self.reduce):
-            x = reduce(x)
+        for x in inputs:
             if x.shape[-2] > size[0]:  # the finer neighbour: halve by 3x3 max pooling
                 x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
             elif x.shape[-2:] != size:  # the coarser neighbour
@@ -62,30 +59,54 @@ class FusionNode(nn.Module):
         return self.conv(fused * fused.sigmoid())
 
 
+def lateral_name(src: int, dst: int) -> str:
+    """Key of the 1x1 conv + GN that brings level `src`'s input to the width of a node at level `dst`."""
+    return f"p{src}_at{dst}"
+
+
 class BiFPNLayer(nn.Module):
-    """One BiFPN pass over P3-P5: top-down (P4', P3 out), then bottom-up (P4 out, P5 out)."""
+    """One BiFPN pass over P3-P5: top-down (P4', P3 out), then bottom-up (P4 out, P5 out).
+
+    An input narrower or wider than `channels` (the raw DLA levels: first layer only) is first brought to
+    `channels` by a 1x1 conv (with bias) + GN. There is one such conv per (input level, node level): P4's
+    serves both level-4 nodes, while P5 has one for the level-4 node and another for the level-5 node.
+    """
 
     def __init__(self, in_widths: list[int], channels: int) -> None:
         super().__init__()
-        w3, w4, w5 = in_widths
-        self.td4 = FusionNode([w4, w5], channels)
-        self.out3 = FusionNode([w3, channels], channels)
-        self.out4 = FusionNode([w4, channels, channels], channels)
-        self.out5 = FusionNode([w5, channels], channels)
+        lateral = {}
+        for src, dst in ((4, 4), (5, 4), (3, 3), (5, 5)):
+            width = in_widths[src - 3]
+            if width != channels:
+                lateral[lateral_name(src, dst)] = _conv_gn(width, channels, 1, bias=True)
+        self.lateral = nn.ModuleDict(lateral)
+        self.td4 = FusionNode(2, channels)
+        self.out3 = FusionNode(2, channels)
+        self.out4 = FusionNode(3, channels)
+        self.out5 = FusionNode(2, channels)
+
+    def _at(self, x: torch.Tensor, src: int, dst: int) -> torch.Tensor:
+        name = lateral_name(src, dst)
+        return self.lateral[name](x) if name in self.lateral else x
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """[P3, P4, P5] in, [P3, P4, P5] out (same sizes, `channels` wide)."""
         p3, p4, p5 = feats
         size3, size4, size5 = (tuple(f.shape[-2:]) for f in feats)
-        td4 = self.td4([p4, p5], size4)
-        out3 = self.out3([p3, td4], size3)
-        out4 = self.out4([p4, td4, out3], size4)
-        out5 = self.out5([p5, out4], size5)
+        p4_at4 = self._at(p4, 4, 4)
+        td4 = self.td4([p4_at4, self._at(p5, 5, 4)], size4)
+        out3 = self.out3([self._at(p3, 3, 3), td4], size3)
+        out4 = self.out4([p4_at4, td4, out3], size4)
+        out5 = self.out5([self._at(p5, 5, 5), out4], size5)
         return [out3, out4, out5]
 
 
 class DLABiFPN(nn.Module):
-    """DLA-34 levels 3-5 -> `repeats` BiFPN layers of `channels`: [P3, P4, P5] only (no P6/P7)."""
+    """DLA-34 levels 3-5 -> `repeats` BiFPN layers of `channels`: [P3, P4, P5] only (no P6/P7).
+
+    Module for module CenterNet2's FCOS-style 3-level BiFPN (its DLA-BiFPN-P3 configs), so that
+    tools/convert_centernet2_weight.py can load those checkpoints; the DLA-34 body is the same network too.
+    """
 
     def __init__(self, channels: int = BIFPN_CHANNELS, repeats: int = BIFPN_REPEATS, pretrained: bool = False) -> None:
         super().__init__()
